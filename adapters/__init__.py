@@ -1,0 +1,1 @@
+"""The outside world: data sources, providers, the ledger and the CLI."""

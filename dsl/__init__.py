@@ -1,0 +1,1 @@
+"""Reading policies: YAML with positions, schema, expressions, types."""

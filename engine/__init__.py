@@ -1,0 +1,1 @@
+"""Planning: a compiled ruleset, records and an instant give a plan."""
