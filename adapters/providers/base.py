@@ -1,0 +1,83 @@
+"""The provider port: how `ruleset run` hands one message to a channel.
+
+A provider sends one message and says what happened. It never retries on
+its own and never writes the ledger: the runner decides about retries from
+the failure's kind and records every attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message ready to go, taken from a plan action."""
+
+    action_id: str  # also the idempotency key sent to APIs that accept one
+    channel: str  # the policy's channel name
+    channel_kind: str  # sms, rcs, whatsapp, email, voice, webhook
+    customer_id: str
+    address: str  # E.164 phone or e-mail address
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    # Channel-specific extras from the plan (WhatsApp template name,
+    # language and parameters; RCS card and payment link; ...).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A message the provider accepted."""
+
+    provider: str
+    provider_message_id: str | None
+    accepted_at: dt.datetime
+    details: dict[str, Any] = field(default_factory=dict)  # segments, encoding...
+
+
+class SendError(Exception):
+    """A send that did not go through. Subclasses say whether to retry."""
+
+    def __init__(
+        self, message: str, *, provider: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.details = details or {}
+
+
+class TemporaryFailure(SendError):
+    """Worth retrying: connection errors, timeouts, 5xx, 429."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        retry_after: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, details=details)
+        self.retry_after = retry_after  # seconds, when the provider said so
+
+
+class PermanentFailure(SendError):
+    """Not worth retrying: a 4xx other than 429, a rejected address."""
+
+
+class Provider(Protocol):
+    """Something that delivers messages of one or more channel kinds."""
+
+    name: str
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Deliver one message or raise TemporaryFailure/PermanentFailure."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; called once at the end of a run."""
+        ...
