@@ -204,6 +204,9 @@ class MessageTemplate:
     provider_template: str | None = None
     language: str | None = None
     params: tuple[Template, ...] = ()
+    # Other channel-specific fields: RCS `title`, `button_label`,
+    # `button_url`; voice `script`. Rendered into the plan's message.
+    fields: dict[str, Template] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ class Action:
     due_date: dt.date | None  # the effective due date the step counts from
     window_start: dt.datetime | None  # aware, in the ruleset's time zone
     window_end: dt.datetime | None
-    message: dict[str, str] | None  # {"body": ..., "subject": ..., "html": ...}
+    # {"body": ..., "subject": ..., "html": ..., channel-specific fields}
+    message: dict[str, Any] | None
     cost: Decimal | None
     details: dict[str, Any] = field(default_factory=dict)  # credit, offer data
     why: dict[str, Any] = field(default_factory=dict)

@@ -54,6 +54,10 @@ class Formatter(Protocol):
     def datetime(self, value: dt.datetime, pattern: str | None) -> str: ...
 
 
+class BusinessCalendar(Protocol):
+    def add_business_days(self, day: dt.date, count: int) -> dt.date: ...
+
+
 class Scope:
     """The values one evaluation can reach. Slots keep attribute access fast."""
 
@@ -70,6 +74,7 @@ class Scope:
         "segment",
         "offer",
         "fmt",
+        "calendar",
     )
 
     def __init__(
@@ -80,6 +85,7 @@ class Scope:
         today: dt.date,
         now: dt.datetime,
         fmt: Formatter,
+        calendar: BusinessCalendar,
         exposure: Decimal = Decimal(0),
         open_invoices: int = 0,
     ) -> None:
@@ -95,3 +101,4 @@ class Scope:
         self.segment: str | None = None
         self.offer: Record | None = None
         self.fmt = fmt
+        self.calendar = calendar
