@@ -69,6 +69,58 @@ class PermanentFailure(SendError):
     """Not worth retrying: a 4xx other than 429, a rejected address."""
 
 
+class FallbackRequired(PermanentFailure):
+    """This channel cannot reach the customer (a phone without RCS), and
+    `fallback_channel` (a phone channel of the policy, usually SMS) should
+    carry the message instead: see `fallback_message`.
+
+    The fallback also travels as data, `details["fallback"] = {"channel",
+    "body", "reason"}`, so it survives into a delivery record. A runner
+    that does not act on it records the permanent failure it subclasses:
+    nothing is ever sent twice by accident. `fallback_channel` is None when
+    no fallback is configured.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        fallback_channel: str | None,
+        body: str,
+        reason: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        details = dict(details or {})
+        details["fallback"] = {
+            "channel": fallback_channel,
+            "body": body,
+            "reason": reason,
+        }
+        super().__init__(message, provider=provider, details=details)
+        self.fallback_channel = fallback_channel
+
+
+def fallback_message(
+    original: OutboundMessage, details: dict[str, Any], channel_kind: str
+) -> OutboundMessage | None:
+    """The message for the fallback channel a failure's details name, or
+    None. It keeps the action id: one action, one ledger row, whichever
+    channel delivered it; `extras["fallback_from"]` says where it began."""
+    fallback = details.get("fallback")
+    if not isinstance(fallback, dict) or not fallback.get("channel"):
+        return None
+    return OutboundMessage(
+        action_id=original.action_id,
+        channel=str(fallback["channel"]),
+        channel_kind=channel_kind,
+        customer_id=original.customer_id,
+        address=original.address,
+        body=str(fallback.get("body") or original.body),
+        extras={"fallback_from": original.channel},
+    )
+
+
 class Provider(Protocol):
     """Something that delivers messages of one or more channel kinds."""
 
