@@ -1,0 +1,10 @@
+"""Cross checks (being written)."""
+
+from __future__ import annotations
+
+from dsl.diagnostics import Diagnostic
+from dsl.yamlread import YMap
+
+
+def cross_check(root: YMap) -> list[Diagnostic]:
+    return []
