@@ -1,0 +1,155 @@
+"""CSV files: one per collection, a header row, any encoding we can name.
+
+A UTF-8 byte order mark (Excel writes one) is dropped before the header is
+read, whatever the configured encoding, so it never sticks to the first
+column's name. The whole file is decoded once when the source is opened:
+a file in the wrong encoding fails there, with the line, instead of
+halfway through a run.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO
+
+from adapters.sources.config import SourceConfig, SourceConfigError, map_columns
+from adapters.sources.grouping import RawRow
+
+_CHUNK = 1 << 16
+
+
+def fingerprint(path: Path, encoding: str) -> str:
+    """The sha256 of a file's bytes, after checking that they decode.
+
+    Raises SourceConfigError naming the line of the first byte that is not
+    valid in `encoding`.
+    """
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    lines_before = 0
+    try:
+        with path.open("rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    line = lines_before + chunk[: exc.start].count(b"\n") + 1
+                    raise SourceConfigError(
+                        f"{path.name}:{line}: not valid {encoding}"
+                        f" (byte 0x{chunk[exc.start]:02x}); if the file comes"
+                        " from a spreadsheet on Windows, set encoding: cp1252"
+                        " or latin-1 in the source configuration"
+                    ) from exc
+                lines_before += chunk.count(b"\n")
+            decoder.decode(b"", final=True)
+    except OSError as exc:
+        raise SourceConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SourceConfigError(
+            f"{path.name}: ends in the middle of a {encoding} character"
+        ) from exc
+    return digest.hexdigest()
+
+
+def open_text(path: Path, encoding: str) -> IO[str]:
+    """The file as text, without a leading UTF-8 byte order mark."""
+    binary = path.open("rb")
+    if binary.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+        binary.seek(0)
+    # newline="" lets the csv module see quoted line breaks and CRLF as is.
+    return io.TextIOWrapper(binary, encoding=encoding, newline="")
+
+
+class CsvTable:
+    """One collection's CSV file, read as raw rows keyed by field name."""
+
+    def __init__(
+        self,
+        path: Path,
+        collection: str,
+        fields: Mapping[str, object],
+        config: SourceConfig,
+    ) -> None:
+        self.name = path.name
+        self.path = path
+        self._config = config
+        self.sha256 = fingerprint(path, config.encoding)
+
+        header = self._header()
+        mapping = map_columns(config, collection, fields, header, self.name)
+        self._width = len(header)
+        # The first of two equal names wins; a second copy is reported.
+        positions: dict[str, int] = {}
+        for position, column in enumerate(header):
+            positions.setdefault(column, position)
+        used = set(mapping.values())
+        repeated = sorted({c for c in header if header.count(c) > 1} & used)
+        if repeated:
+            raise SourceConfigError(
+                f"{self.name}: column {repeated[0]!r} appears twice in the header"
+            )
+        self._positions = {name: positions[column] for name, column in mapping.items()}
+
+    def _reader(self, text: IO[str]) -> Iterator[list[str]]:
+        return csv.reader(
+            text,
+            delimiter=self._config.delimiter,
+            quotechar=self._config.quote,
+            strict=True,
+        )
+
+    def _header(self) -> list[str]:
+        with open_text(self.path, self._config.encoding) as text:
+            try:
+                header = next(self._reader(text), None)
+            except csv.Error as exc:
+                raise SourceConfigError(f"{self.name}:1: bad header: {exc}") from exc
+        if not header:
+            raise SourceConfigError(f"{self.name}: empty file, expected a header row")
+        return [cell.strip() for cell in header]
+
+    def rows(self) -> Iterator[RawRow]:
+        with open_text(self.path, self._config.encoding) as text:
+            reader = csv.reader(
+                text,
+                delimiter=self._config.delimiter,
+                quotechar=self._config.quote,
+                strict=True,
+            )
+            next(reader, None)  # the header, checked when the source opened
+            line = reader.line_num
+            while True:
+                start = line + 1
+                try:
+                    cells = next(reader, None)
+                except csv.Error as exc:
+                    yield RawRow(
+                        self.name,
+                        start,
+                        {},
+                        f"unreadable CSV ({exc}); the rest of the file is not read",
+                    )
+                    return
+                if cells is None:
+                    return
+                line = reader.line_num
+                if not cells:
+                    continue  # a blank line holds no record
+                if len(cells) != self._width:
+                    yield RawRow(
+                        self.name,
+                        start,
+                        {},
+                        f"{len(cells)} cells, the header has {self._width}",
+                    )
+                    continue
+                values: dict[str, object] = {
+                    name: cells[position] for name, position in self._positions.items()
+                }
+                yield RawRow(self.name, start, values)

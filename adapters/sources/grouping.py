@@ -1,0 +1,372 @@
+"""Three record streams (customers, invoices, payments) -> `CustomerRecords`.
+
+Readers (CSV, JSON Lines, SQL) deliver raw rows: values keyed by field
+name, still as the source wrote them. This module parses them and groups
+them by customer in two passes over the streams:
+
+1. the index pass reads only the keys. It gives every customer id its
+   position, maps every invoice id to its customer, reports duplicate ids,
+   invoices of unknown customers and payments of unknown invoices, and finds
+   out whether invoices and payments come in the customers' order;
+2. the records pass parses every row. When the streams are grouped, it
+   merges them in one sweep and holds one customer's records at a time;
+   when they are not, it first collects every invoice and payment by
+   customer (memory grows with the input; the source says so in `notes`).
+
+The index itself grows with the number of ids (a few dozen bytes each):
+that is the price of detecting a duplicate id anywhere in a file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from adapters.sources.parsing import FieldParser, ParseOptions, ValueProblem
+from adapters.sources.parsing import parse_record as parse_fields
+from dsl.model import InputSchema
+from engine.records import CustomerRecords, RecordProblem
+from engine.scope import Record
+
+logger = logging.getLogger(__name__)
+
+ON_ERROR = ("fail", "skip")
+# The field that identifies a row of each collection in problem reports.
+_ID_FIELD = {"customers": "id", "invoices": "id", "payments": "invoice_id"}
+
+
+@dataclass
+class RawRow:
+    """One row as read: field name -> value as written in the source."""
+
+    source: str
+    row: int | None
+    values: dict[str, object]
+    error: str | None = None  # the row itself is malformed (cell count, JSON)
+
+
+class RowStream(Protocol):
+    """A collection that can be read from the start as often as needed."""
+
+    name: str
+
+    def rows(self) -> Iterator[RawRow]: ...
+
+
+class EmptyStream:
+    """A collection the source does not have (no payments file)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def rows(self) -> Iterator[RawRow]:
+        return iter(())
+
+
+@dataclass
+class _Index:
+    customer_position: dict[str, int] = field(default_factory=dict)
+    invoice_owner: dict[str, int] = field(default_factory=dict)
+    # id -> how many rows carry it; only ids seen more than once stay here.
+    duplicates: dict[tuple[str, str], int] = field(default_factory=dict)
+    grouped: bool = True
+    problems: list[RecordProblem] = field(default_factory=list)
+
+
+class GroupedSource:
+    """A `RecordSource` over three row streams.
+
+    Read `problems` and `notes` after consuming `customers()`: bad records
+    are reported there as they are met, never raised. Both on_error modes
+    leave bad records out of what is yielded (the engine can only plan typed
+    records); the caller decides from `problems` whether to go on.
+    """
+
+    def __init__(
+        self,
+        schema: InputSchema,
+        options: ParseOptions,
+        streams: dict[str, RowStream],
+        digest: Callable[[], str],
+        *,
+        on_error: str = "fail",
+        notes: list[str] | None = None,
+    ) -> None:
+        self.on_error = on_error
+        self.problems: list[RecordProblem] = []
+        self.notes: list[str] = list(notes or [])
+        self.max_records_held = 0  # the most parsed records held at once
+        self._streams = streams
+        self._digest = digest
+        self._parsers = {
+            collection: {
+                name: FieldParser(declared, options)
+                for name, declared in fields.items()
+            }
+            for collection, fields in (
+                ("customers", schema.customer),
+                ("invoices", schema.invoice),
+                ("payments", schema.payment),
+            )
+        }
+        self._base_notes = list(self.notes)
+
+    def digest(self) -> str:
+        return self._digest()
+
+    def customers(self) -> Iterator[CustomerRecords]:
+        self.problems = []
+        self.notes = list(self._base_notes)
+        self.max_records_held = 0
+        index = self._index()
+        self.problems.extend(index.problems)
+        if not index.grouped:
+            self.notes.append(
+                "invoices or payments are not in the customers' order:"
+                " all of them are held in memory while planning"
+            )
+            logger.info("%s", self.notes[-1])
+        yield from self._records(index)
+        self.problems.sort(key=lambda p: (p.source, p.row or 0))
+
+    # -- pass 1 ----------------------------------------------------------
+
+    def _key(self, collection: str, name: str, row: RawRow) -> str | None:
+        """The row's key field as text, or None when it cannot be read
+        (the records pass reports that)."""
+        if row.error is not None or name not in row.values:
+            return None
+        try:
+            value = self._parsers[collection][name].parse(row.values[name])
+        except ValueProblem:
+            return None
+        return value if isinstance(value, str) else None
+
+    def _index(self) -> _Index:
+        index = _Index()
+        seen_rows: dict[tuple[str, str], int | None] = {}
+
+        def first_seen(collection: str, key: str, row: RawRow) -> bool:
+            """False (and a problem) when `key` was seen before."""
+            marker = (collection, key)
+            if marker not in seen_rows:
+                seen_rows[marker] = row.row
+                return True
+            index.duplicates[marker] = index.duplicates.get(marker, 1) + 1
+            first = seen_rows[marker]
+            where = f" (first at row {first})" if first is not None else ""
+            self._report(row, key, f"duplicate {collection[:-1]} id {key!r}{where}")
+            return False
+
+        for row in self._streams["customers"].rows():
+            key = self._key("customers", "id", row)
+            if key is not None and first_seen("customers", key, row):
+                index.customer_position[key] = len(index.customer_position)
+
+        last_owner = -1
+        for row in self._streams["invoices"].rows():
+            key = self._key("invoices", "id", row)
+            customer = self._key("invoices", "customer_id", row)
+            if key is None or customer is None:
+                continue
+            owner = index.customer_position.get(customer)
+            if owner is None:
+                self._report(row, key, f"customer {customer!r} is not in the customers")
+                continue
+            if first_seen("invoices", key, row):
+                index.invoice_owner[key] = owner
+            index.grouped = index.grouped and owner >= last_owner
+            last_owner = owner
+
+        last_owner = -1
+        for row in self._streams["payments"].rows():
+            invoice = self._key("payments", "invoice_id", row)
+            if invoice is None:
+                continue
+            owner = index.invoice_owner.get(invoice)
+            if owner is None:
+                self._report(
+                    row, invoice, f"invoice {invoice!r} is not in the invoices"
+                )
+                continue
+            index.grouped = index.grouped and owner >= last_owner
+            last_owner = owner
+
+        index.problems, self.problems = self.problems, []
+        # seen_rows goes out of scope here: only positions stay.
+        return index
+
+    def _report(self, row: RawRow, record_id: str | None, message: str) -> None:
+        self.problems.append(RecordProblem(row.source, row.row, record_id, message))
+
+    # -- pass 2 ----------------------------------------------------------
+
+    def _owner(self, index: _Index, collection: str, row: RawRow) -> int | None:
+        """The position of the customer a row belongs to, if it has one."""
+        if collection == "invoices":
+            customer = self._key("invoices", "customer_id", row)
+            return None if customer is None else index.customer_position.get(customer)
+        invoice = self._key("payments", "invoice_id", row)
+        return None if invoice is None else index.invoice_owner.get(invoice)
+
+    def _records(self, index: _Index) -> Iterator[CustomerRecords]:
+        occurrences: dict[tuple[str, str], int] = defaultdict(int)
+
+        def is_repeat(collection: str, row: RawRow) -> bool:
+            """A second (third...) row of a duplicated id: reported in pass 1."""
+            key = self._key(collection, _ID_FIELD[collection], row)
+            marker = (collection, key or "")
+            if key is None or marker not in index.duplicates:
+                return False
+            occurrences[marker] += 1
+            return occurrences[marker] > 1
+
+        def belongs(collection: str, row: RawRow) -> int | None:
+            """Owner position of a usable row; None (reported) otherwise."""
+            owner = self._owner(index, collection, row)
+            if owner is None:
+                if self._key(collection, _ID_FIELD[collection], row) is None or (
+                    collection == "invoices"
+                    and self._key("invoices", "customer_id", row) is None
+                ):
+                    self._parse(collection, row)  # reports what is unreadable
+                return None  # unknown parent: reported in pass 1
+            if collection == "invoices" and is_repeat(collection, row):
+                return None
+            return owner
+
+        if index.grouped:
+            invoices = _Lookahead(self._streams["invoices"].rows())
+            payments = _Lookahead(self._streams["payments"].rows())
+
+            def take(
+                stream: _Lookahead, collection: str, position: int
+            ) -> list[RawRow]:
+                taken: list[RawRow] = []
+                while (row := stream.peek()) is not None:
+                    owner = belongs(collection, row)
+                    if owner is None:
+                        stream.next()
+                    elif owner == position:
+                        taken.append(stream.next())
+                    else:
+                        break
+                return taken
+
+            for position, row in self._customer_rows(index, is_repeat):
+                group_invoices = take(invoices, "invoices", position)
+                group_payments = take(payments, "payments", position)
+                yield from self._assemble(row, group_invoices, group_payments)
+            # Rows left over belong to no customer yielded: all were reported
+            # in pass 1 or by `belongs`, so draining only completes reports.
+            for collection, stream in (("invoices", invoices), ("payments", payments)):
+                while stream.peek() is not None:
+                    belongs(collection, stream.next())
+            return
+
+        held: dict[str, dict[int, list[RawRow]]] = {
+            "invoices": defaultdict(list),
+            "payments": defaultdict(list),
+        }
+        for collection, buckets in held.items():
+            for row in self._streams[collection].rows():
+                owner = belongs(collection, row)
+                if owner is not None:
+                    buckets[owner].append(row)
+        self.max_records_held = sum(
+            len(rows) for buckets in held.values() for rows in buckets.values()
+        )
+        for position, row in self._customer_rows(index, is_repeat):
+            yield from self._assemble(
+                row,
+                held["invoices"].pop(position, []),
+                held["payments"].pop(position, []),
+            )
+
+    def _customer_rows(
+        self, index: _Index, is_repeat: Callable[[str, RawRow], bool]
+    ) -> Iterator[tuple[int, RawRow]]:
+        for row in self._streams["customers"].rows():
+            key = self._key("customers", "id", row)
+            if key is None:
+                self._parse("customers", row)  # reports the unreadable id
+                continue
+            if is_repeat("customers", row):
+                continue
+            yield index.customer_position[key], row
+
+    def _parse(self, collection: str, row: RawRow) -> Record | None:
+        """The typed record, or None after reporting each problem in it."""
+        record_id = self._key(collection, _ID_FIELD[collection], row)
+        if row.error is not None:
+            self._report(row, record_id, row.error)
+            return None
+        record, errors = parse_fields(self._parsers[collection], row.values)
+        for message in errors:
+            self._report(row, record_id, message)
+        return None if errors else record
+
+    def _assemble(
+        self, row: RawRow, invoice_rows: list[RawRow], payment_rows: list[RawRow]
+    ) -> Iterator[CustomerRecords]:
+        self.max_records_held = max(
+            self.max_records_held, 1 + len(invoice_rows) + len(payment_rows)
+        )
+        customer = self._parse("customers", row)
+        if customer is None:
+            if invoice_rows or payment_rows:
+                self._report(
+                    row,
+                    self._key("customers", "id", row),
+                    f"customer left out, and with it {len(invoice_rows)} invoice(s)"
+                    f" and {len(payment_rows)} payment(s)",
+                )
+            return
+
+        invoices: list[Record] = []
+        kept: set[str] = set()
+        for invoice_row in invoice_rows:
+            invoice = self._parse("invoices", invoice_row)
+            if invoice is not None:
+                invoices.append(invoice)
+                kept.add(str(invoice["id"]))
+
+        payments: list[Record] = []
+        for payment_row in payment_rows:
+            payment = self._parse("payments", payment_row)
+            if payment is None:
+                continue
+            if payment["invoice_id"] not in kept:
+                self._report(
+                    payment_row,
+                    str(payment["invoice_id"]),
+                    "payment left out: its invoice was left out (see above)",
+                )
+                continue
+            payments.append(payment)
+
+        yield CustomerRecords(customer=customer, invoices=invoices, payments=payments)
+
+
+class _Lookahead:
+    """An iterator with one row of lookahead."""
+
+    def __init__(self, rows: Iterator[RawRow]) -> None:
+        self._rows = rows
+        self._next: RawRow | None = None
+        self._done = False
+
+    def peek(self) -> RawRow | None:
+        if self._next is None and not self._done:
+            self._next = next(self._rows, None)
+            self._done = self._next is None
+        return self._next
+
+    def next(self) -> RawRow:
+        row = self.peek()
+        assert row is not None  # callers peek first
+        self._next = None
+        return row

@@ -1,0 +1,92 @@
+"""JSON Lines: one JSON object per line.
+
+Either one file per collection, or one file whose objects say what they are
+with a `"record": "customer" | "invoice" | "payment"` key. JSON numbers
+with a fraction are read with `parse_float=Decimal`, i.e. from their
+digits, never through a binary float; writing money as a string
+(`"9.99"`) works as well.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+
+from adapters.sources.config import COLLECTIONS, SourceConfig, map_columns
+from adapters.sources.csvsource import fingerprint, open_text
+from adapters.sources.grouping import RawRow
+
+RECORD_KEY = "record"
+_KINDS = {record: collection for collection, record in COLLECTIONS.items()}
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+class JsonLinesFile:
+    """One JSON Lines file, read as raw rows of one collection.
+
+    With `only` set, the file holds every collection and this reader yields
+    the objects whose `record` key names `only`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        collection: str,
+        fields: Mapping[str, object],
+        config: SourceConfig,
+        *,
+        shared: bool = False,
+    ) -> None:
+        self.name = path.name
+        self.path = path
+        self._collection = collection
+        self._shared = shared
+        self._encoding = config.encoding
+        self._keys = map_columns(config, collection, fields, None, self.name)
+        self.sha256 = fingerprint(path, config.encoding)
+
+    def rows(self) -> Iterator[RawRow]:
+        with open_text(self.path, self._encoding) as text:
+            for number, line in enumerate(text, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(
+                        line, parse_float=Decimal, parse_constant=_reject_constant
+                    )
+                except ValueError as exc:
+                    if self._belongs_to_first():
+                        yield RawRow(self.name, number, {}, f"not valid JSON: {exc}")
+                    continue
+                if not isinstance(obj, dict):
+                    if self._belongs_to_first():
+                        yield RawRow(self.name, number, {}, "expected a JSON object")
+                    continue
+                if self._shared:
+                    kind = obj.get(RECORD_KEY)
+                    if kind not in _KINDS:
+                        if self._belongs_to_first():
+                            yield RawRow(
+                                self.name,
+                                number,
+                                {},
+                                f"{RECORD_KEY!r} must be customer, invoice or"
+                                f" payment, got {kind!r}",
+                            )
+                        continue
+                    if _KINDS[kind] != self._collection:
+                        continue
+                values = {
+                    name: obj[key] for name, key in self._keys.items() if key in obj
+                }
+                yield RawRow(self.name, number, values)
+
+    def _belongs_to_first(self) -> bool:
+        """A line that is nobody's record is reported once, by the customers
+        reader, not by each of the three readers of a shared file."""
+        return not self._shared or self._collection == "customers"

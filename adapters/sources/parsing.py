@@ -1,0 +1,368 @@
+"""Turning raw values (CSV text, JSON values, database values) into typed ones.
+
+Every field of an input schema gets a `FieldParser` built once from its
+declared type and the source's `ParseOptions`; parsing a value either
+returns the typed value or raises `ValueProblem` with a message a person can
+act on. Money and decimals never pass through binary floating point: text
+is read digit by digit into `Decimal`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dsl.model import Field
+from dsl.types import Type
+from engine.scope import Duration
+
+# Words read as booleans when the configuration does not say otherwise.
+# Compared case-insensitively, after stripping spaces.
+DEFAULT_TRUE_WORDS = ("true", "t", "yes", "y", "sim", "s", "1")
+DEFAULT_FALSE_WORDS = ("false", "f", "no", "n", "não", "nao", "0")
+
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_PLAIN_INT = re.compile(r"[+-]?\d+")
+_DURATION = re.compile(
+    r"(\d+)\s*(business[ _]days?|days?|weeks?|months?|years?)", re.IGNORECASE
+)
+_DURATION_UNITS = {
+    "day": "days",
+    "business day": "business_days",
+    "week": "weeks",
+    "month": "months",
+    "year": "years",
+}
+
+
+class ValueProblem(ValueError):
+    """A value that cannot become its field's type. The message says why."""
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """How a source writes numbers, dates and booleans.
+
+    The defaults read what a program would write: `1234.56`, ISO dates,
+    `true`/`false`. A spreadsheet exported in Brazil needs
+    `decimal=","` (thousands then default to `"."`) and
+    `date_format="%d/%m/%Y"`.
+    """
+
+    decimal: str = "."
+    thousands: str | None = None
+    date_format: str | None = None  # None: ISO 8601, "2024-10-01"
+    datetime_format: str | None = None  # None: ISO 8601
+    timezone: str | None = None  # zone of datetimes written without offset
+    true_words: tuple[str, ...] = DEFAULT_TRUE_WORDS
+    false_words: tuple[str, ...] = DEFAULT_FALSE_WORDS
+    null_words: tuple[str, ...] = ("",)
+    money_places: int = 2
+    list_separator: str = "|"
+    _true: frozenset[str] = field(init=False, repr=False, compare=False)
+    _false: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_true", frozenset(w.lower() for w in self.true_words))
+        object.__setattr__(
+            self, "_false", frozenset(w.lower() for w in self.false_words)
+        )
+
+    def is_true(self, word: str) -> bool | None:
+        """True or False for a known word, None for anything else."""
+        lowered = word.lower()
+        if lowered in self._true:
+            return True
+        if lowered in self._false:
+            return False
+        return None
+
+
+Parser = Callable[[object], object]
+
+
+class FieldParser:
+    """Parses values of one declared field."""
+
+    def __init__(self, field_: Field, options: ParseOptions) -> None:
+        self.name = field_.name
+        self.type = field_.type
+        self.max_length = field_.max_length
+        self._options = options
+        self._parse = _parser_for(field_.type, options)
+
+    def parse(self, raw: object) -> object:
+        """The typed value of `raw`, or `ValueProblem`.
+
+        `raw` is text (CSV, text columns), a JSON value or a value a database
+        driver returned. Empty text, a null word and None are "empty": None
+        for a nullable field, a problem otherwise.
+        """
+        if isinstance(raw, str):
+            raw = raw.strip()
+            if raw in self._options.null_words:
+                raw = None
+        if raw is None:
+            if self.type.nullable:
+                return None
+            raise ValueProblem(
+                f"is empty, but the field is declared {self.type}"
+                f" (declare it {self.type.as_nullable()} to allow empty values)"
+            )
+        value = self._parse(raw)
+        limit = self.max_length
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            raise ValueProblem(
+                f"{value!r} has {len(value)} characters, more than the"
+                f" declared max_length {limit}"
+            )
+        return value
+
+
+def _parser_for(type_: Type, options: ParseOptions) -> Parser:
+    if type_.name == "list":
+        assert type_.item is not None  # the dsl only builds lists with items
+        return _list_parser(_parser_for(type_.item, options), options)
+    builders: dict[str, Callable[[ParseOptions], Parser]] = {
+        "string": lambda o: _parse_string,
+        "bool": _bool_parser,
+        "int": _int_parser,
+        "decimal": lambda o: _decimal_parser(o, places=None),
+        "money": lambda o: _decimal_parser(o, places=o.money_places),
+        "date": _date_parser,
+        "datetime": _datetime_parser,
+        "duration": lambda o: _parse_duration,
+    }
+    return builders[type_.name](options)
+
+
+def _describe(raw: object) -> str:
+    return repr(raw) if isinstance(raw, str) else f"{raw!r} ({type(raw).__name__})"
+
+
+def _parse_string(raw: object) -> str:
+    if isinstance(raw, str):
+        return raw
+    # Numbers from JSON or an integer column, used as ids, are fine as text;
+    # a boolean or a list is almost certainly the wrong column.
+    if isinstance(raw, int | Decimal) and not isinstance(raw, bool):
+        return str(raw)
+    raise ValueProblem(f"{_describe(raw)} is not text")
+
+
+def _bool_parser(options: ParseOptions) -> Parser:
+    words = "/".join(options.true_words[:3] + options.false_words[:3])
+
+    def parse(raw: object) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, int) and raw in (0, 1):
+            return bool(raw)  # databases without a boolean type store 0/1
+        if isinstance(raw, str):
+            answer = options.is_true(raw)
+            if answer is not None:
+                return answer
+        raise ValueProblem(f"{_describe(raw)} is not a boolean (expected {words})")
+
+    return parse
+
+
+def _normalize_number(text: str, options: ParseOptions) -> str:
+    """`1.234,56` -> `1234.56` per the options; ValueProblem on bad grouping."""
+    body = text
+    if options.thousands and options.thousands in body:
+        integer, point, fraction = body.partition(options.decimal)
+        sign = integer[:1] if integer[:1] in "+-" else ""
+        groups = integer[len(sign) :].split(options.thousands)
+        well_grouped = (
+            1 <= len(groups[0]) <= 3
+            and groups[0].isdigit()
+            and all(len(g) == 3 and g.isdigit() for g in groups[1:])
+        )
+        if not well_grouped:
+            raise ValueProblem(
+                f"{text!r} is not a number: {options.thousands!r} separates"
+                " thousands, in groups of three digits"
+            )
+        body = sign + "".join(groups) + (point + fraction)
+    if options.decimal != ".":
+        if "." in body:
+            raise ValueProblem(
+                f"{text!r} is not a number: the decimal separator is"
+                f" {options.decimal!r}"
+            )
+        body = body.replace(options.decimal, ".")
+    return body
+
+
+def _decimal_parser(options: ParseOptions, *, places: int | None) -> Parser:
+    example = "1234" + options.decimal + "56"
+
+    def parse(raw: object) -> Decimal:
+        if isinstance(raw, bool):
+            raise ValueProblem(f"{_describe(raw)} is not a number")
+        if isinstance(raw, int):
+            value = Decimal(raw)
+        elif isinstance(raw, Decimal):
+            value = raw
+        elif isinstance(raw, float):
+            # Only database drivers hand us floats (SQLite stores NUMERIC
+            # columns as REAL). repr() is the shortest text that reads back
+            # as the same float, i.e. the digits that were stored; a value
+            # that was never exact shows up as too many decimal places below.
+            value = Decimal(repr(raw))
+        elif isinstance(raw, str):
+            body = _normalize_number(raw, options)
+            if not _PLAIN_NUMBER.fullmatch(body):
+                raise ValueProblem(f"{raw!r} is not a number (expected e.g. {example})")
+            value = Decimal(body)
+        else:
+            raise ValueProblem(f"{_describe(raw)} is not a number")
+        if not value.is_finite():
+            raise ValueProblem(f"{_describe(raw)} is not a finite number")
+        if places is not None:
+            exponent = value.as_tuple().exponent
+            assert isinstance(exponent, int)  # finite, checked above
+            if -exponent > places and value != value.quantize(
+                Decimal(1).scaleb(-places)
+            ):
+                raise ValueProblem(
+                    f"{_describe(raw)} has more than {places} decimal places"
+                    " (rounding money is a business decision: round it at the"
+                    " source, or set money_places)"
+                )
+        return value
+
+    return parse
+
+
+def _int_parser(options: ParseOptions) -> Parser:
+    def parse(raw: object) -> int:
+        if isinstance(raw, bool):
+            raise ValueProblem(f"{_describe(raw)} is not a whole number")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, Decimal | float) and raw == int(raw):
+            return int(raw)
+        if isinstance(raw, str):
+            body = _normalize_number(raw, options)
+            if _PLAIN_INT.fullmatch(body):
+                return int(body)
+        raise ValueProblem(f"{_describe(raw)} is not a whole number")
+
+    return parse
+
+
+def _date_parser(options: ParseOptions) -> Parser:
+    fmt = options.date_format
+    expected = fmt or "YYYY-MM-DD"
+
+    def parse(raw: object) -> dt.date:
+        if isinstance(raw, dt.datetime):
+            # A DATETIME column used for a date: only midnight is a date.
+            if raw.time() == dt.time(0) and raw.tzinfo is None:
+                return raw.date()
+            raise ValueProblem(f"{raw.isoformat()} is a date and time, not a date")
+        if isinstance(raw, dt.date):
+            return raw
+        if isinstance(raw, str):
+            try:
+                if fmt is None:
+                    # fromisoformat also takes "20241001"; require the dashes.
+                    if len(raw) == 10 and raw[4] == "-" and raw[7] == "-":
+                        return dt.date.fromisoformat(raw)
+                else:
+                    return dt.datetime.strptime(raw, fmt).date()
+            except ValueError:
+                pass
+        raise ValueProblem(f"{_describe(raw)} is not a date (expected {expected})")
+
+    return parse
+
+
+def _datetime_parser(options: ParseOptions) -> Parser:
+    fmt = options.datetime_format
+    zone = ZoneInfo(options.timezone) if options.timezone else None
+    expected = fmt or "ISO 8601, e.g. 2024-10-01T09:30:00-03:00"
+
+    def parse(raw: object) -> dt.datetime:
+        value: dt.datetime | None = None
+        if isinstance(raw, dt.datetime):
+            value = raw
+        elif isinstance(raw, str):
+            try:
+                if fmt is None:
+                    value = dt.datetime.fromisoformat(raw)
+                else:
+                    value = dt.datetime.strptime(raw, fmt)
+            except ValueError:
+                value = None
+        if value is None:
+            raise ValueProblem(
+                f"{_describe(raw)} is not a date and time (expected {expected})"
+            )
+        if value.tzinfo is None:
+            if zone is None:
+                raise ValueProblem(
+                    f"{_describe(raw)} has no UTC offset; write one, or set the"
+                    " source's timezone"
+                )
+            value = value.replace(tzinfo=zone)
+        return value
+
+    return parse
+
+
+def _parse_duration(raw: object) -> Duration:
+    if isinstance(raw, str):
+        match = _DURATION.fullmatch(raw)
+        if match:
+            unit = match.group(2).lower().replace("_", " ").rstrip("s")
+            return Duration(int(match.group(1)), _DURATION_UNITS[unit])
+    raise ValueProblem(
+        f"{_describe(raw)} is not a duration (expected e.g. '3 days', '2 months')"
+    )
+
+
+def _list_parser(item: Parser, options: ParseOptions) -> Parser:
+    def parse(raw: object) -> list[object]:
+        items: Iterable[object]
+        if isinstance(raw, list):
+            items = raw
+        elif isinstance(raw, str):
+            items = [part.strip() for part in raw.split(options.list_separator)]
+        else:
+            raise ValueProblem(f"{_describe(raw)} is not a list")
+        return [item(value) for value in items]
+
+    return parse
+
+
+def parse_record(
+    parsers: dict[str, FieldParser], raw: dict[str, Any]
+) -> tuple[dict[str, object], list[str]]:
+    """Parse every declared field of one raw record.
+
+    Returns the typed record and one message per bad field (all of them, so
+    a person fixes a row in one go). A field absent from `raw` is missing:
+    None when nullable, a problem otherwise.
+    """
+    record: dict[str, object] = {}
+    errors: list[str] = []
+    for name, parser in parsers.items():
+        if name not in raw:
+            if parser.type.nullable:
+                record[name] = None
+            else:
+                errors.append(f"{name}: missing")
+            continue
+        try:
+            record[name] = parser.parse(raw[name])
+        except ValueProblem as problem:
+            errors.append(f"{name}: {problem}")
+    return record, errors
