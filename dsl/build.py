@@ -55,7 +55,16 @@ from dsl.model import (
 )
 from dsl.structure import suggest
 from dsl.types import BOOL, DECIMAL, INT, MONEY, STRING, Type, parse_type_name
-from dsl.yamlread import TRAP_BOOL, TRAP_DATE, YMap, YNode, YScalar, YSeq
+from dsl.yamlread import (
+    TRAP_BOOL,
+    TRAP_DATE,
+    YMap,
+    YNode,
+    YScalar,
+    as_list,
+    as_map,
+    text_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,18 +108,25 @@ def _holiday_countries() -> dict[str, list[str]]:
     return countries
 
 
-def _as_map(node: YNode | None) -> YMap | None:
-    return node if isinstance(node, YMap) else None
+def parse_offset(text: str | None) -> Offset | None:
+    """`D-3` -> Offset(-3, False); `D+2 business` -> Offset(2, True)."""
+    match = OFFSET.fullmatch(text or "")
+    if match is None:
+        return None
+    sign, digits, business = match.groups()
+    days = int(digits) * (-1 if sign == "-" else 1) if digits else 0
+    return Offset(days, business is not None)
 
 
-def _as_list(node: YNode | None) -> list[YNode]:
-    return node.items if isinstance(node, YSeq) else []
-
-
-def _text(node: YNode | None) -> str | None:
-    if isinstance(node, YScalar) and isinstance(node.value, str):
-        return node.value
-    return None
+def weekday_range(key: str) -> list[int]:
+    """Weekday numbers (0 = Monday) of a day key: `mon`, `mon-fri`; none
+    for a key that is not one or a range that runs backwards."""
+    first, _, last = key.partition("-")
+    if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+        return []
+    start = WEEKDAYS.index(first)
+    end = WEEKDAYS.index(last) if last else start
+    return list(range(start, end + 1))
 
 
 def _int(node: YNode | None) -> int | None:
@@ -200,29 +216,29 @@ class ModelBuilder:
 
     def build(self) -> Ruleset | None:
         root = self.root
-        inputs = self.inputs(_as_map(root.get("inputs")))
-        name = _text(root.get("ruleset")) or ""
-        description = _text(root.get("description"))
+        inputs = self.inputs(as_map(root.get("inputs")))
+        name = text_of(root.get("ruleset")) or ""
+        description = text_of(root.get("description"))
         timezone = self.timezone(root.get("timezone"))
         locale = self.locale(root.get("locale"))
         currency = self.currency(root.get("currency"))
-        calendar = self.calendar(_as_map(root.get("calendar")))
-        windows = self.windows(_as_map(root.get("windows")))
-        delivery = self.delivery(_as_map(root.get("delivery")))
+        calendar = self.calendar(as_map(root.get("calendar")))
+        windows = self.windows(as_map(root.get("windows")))
+        delivery = self.delivery(as_map(root.get("delivery")))
 
         base = ExprContext(inputs)
-        channels = self.channels(_as_map(root.get("channels")), base)
-        scorecard = self.scorecard(_as_map(root.get("score")), base)
+        channels = self.channels(as_map(root.get("channels")), base)
+        scorecard = self.scorecard(as_map(root.get("score")), base)
         scored = ExprContext(inputs, score=scorecard is not None)
         per_invoice = ExprContext(inputs, per_invoice=True, score=scorecard is not None)
-        ladders = self.ladders(_as_map(root.get("ladders")), per_invoice)
+        ladders = self.ladders(as_map(root.get("ladders")), per_invoice)
         segments = self.segments(root.get("segments"), scored, ladders)
-        credit = self.credit(_as_map(root.get("credit")), scored)
+        credit = self.credit(as_map(root.get("credit")), scored)
         suppressions = self.suppressions(root.get("suppress"), per_invoice)
-        frequency = self.frequency(_as_map(root.get("frequency")))
-        offers = self.offers(_as_map(root.get("offers")), per_invoice)
-        penalties = self.penalties(_as_map(root.get("penalties")))
-        templates = self.templates(_as_map(root.get("templates")), per_invoice, ladders)
+        frequency = self.frequency(as_map(root.get("frequency")))
+        offers = self.offers(as_map(root.get("offers")), per_invoice)
+        penalties = self.penalties(as_map(root.get("penalties")))
+        templates = self.templates(as_map(root.get("templates")), per_invoice, ladders)
 
         if self._failed:
             return None
@@ -251,7 +267,7 @@ class ModelBuilder:
     # Metadata ----------------------------------------------------------
 
     def timezone(self, node: YNode | None) -> str:
-        zone = _text(node)
+        zone = text_of(node)
         if zone is None or node is None:
             return ""
         if zone not in _time_zones():
@@ -264,7 +280,7 @@ class ModelBuilder:
         return zone
 
     def locale(self, node: YNode | None) -> str:
-        name = _text(node)
+        name = text_of(node)
         if name is None or node is None:
             return ""
         try:
@@ -276,7 +292,7 @@ class ModelBuilder:
         return name
 
     def currency(self, node: YNode | None) -> str:
-        code = _text(node)
+        code = text_of(node)
         if code is None or node is None:
             return ""
         if not is_currency(code):
@@ -293,7 +309,7 @@ class ModelBuilder:
 
     def record(self, kind: str, inputs: YMap | None) -> dict[str, Field]:
         fields: dict[str, Field] = {}
-        node = _as_map(inputs.get(kind)) if inputs else None
+        node = as_map(inputs.get(kind)) if inputs else None
         if node is None:
             return fields
         for key, value in node:
@@ -334,7 +350,7 @@ class ModelBuilder:
         if isinstance(node, YMap):
             type_node = node.get("type")
             max_length = _int(node.get("max_length"))
-        type_text = _text(type_node)
+        type_text = text_of(type_node)
         if type_text is None or type_node is None:
             return None
         parsed = parse_type_name(type_text.replace(" ", ""))
@@ -362,9 +378,9 @@ class ModelBuilder:
         if node is None:
             return Calendar(None, None, (), "next_business_day")
         country_node = node.get("holidays")
-        country = _text(country_node)
+        country = text_of(country_node)
         subdivision_node = node.get("subdivision")
-        subdivision = _text(subdivision_node)
+        subdivision = text_of(subdivision_node)
         supported = _holiday_countries()
         if country is not None and country_node is not None:
             if country not in supported:
@@ -393,11 +409,11 @@ class ModelBuilder:
             )
 
         extra: list[dt.date] = []
-        for item in _as_list(node.get("extra_holidays")):
+        for item in as_list(node.get("extra_holidays")):
             day = self.date(item)
             if day is not None:
                 extra.append(day)
-        roll = _text(node.get("due_date_roll")) or "next_business_day"
+        roll = text_of(node.get("due_date_roll")) or "next_business_day"
         return Calendar(country, subdivision, tuple(sorted(set(extra))), roll)
 
     def date(self, node: YNode) -> dt.date | None:
@@ -411,7 +427,7 @@ class ModelBuilder:
                 f'write it quoted: "{node.text}"',
             )
             return None
-        text = _text(node)
+        text = text_of(node)
         if text is None or not DATE.fullmatch(text):
             return None  # the schema reported it
         try:
@@ -425,7 +441,7 @@ class ModelBuilder:
         if node is None:
             return windows
         for key, value in node:
-            body = _as_map(value)
+            body = as_map(value)
             if body is None:
                 continue
             hours: dict[int, list[TimeRange]] = {}
@@ -435,12 +451,12 @@ class ModelBuilder:
                 days = self.days(day_key)
                 ranges = [
                     r
-                    for item in (_as_list(day_value) or [day_value])
+                    for item in (as_list(day_value) or [day_value])
                     if (r := self.time_range(item)) is not None
                 ]
                 for day in days:
                     hours.setdefault(day, []).extend(ranges)
-            open_on_holidays = _text(body.get("holidays")) == "open"
+            open_on_holidays = text_of(body.get("holidays")) == "open"
             windows[key.text] = Window(
                 key.text,
                 {
@@ -454,23 +470,19 @@ class ModelBuilder:
 
     def days(self, key: YScalar) -> list[int]:
         """Weekday numbers (0 = Monday) of a day key: `mon`, `mon-fri`."""
+        days = weekday_range(key.text)
         first, _, last = key.text.partition("-")
-        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
-            return []  # the schema reported it
-        start = WEEKDAYS.index(first)
-        end = WEEKDAYS.index(last) if last else start
-        if end < start:
+        if not days and first in WEEKDAYS and last in WEEKDAYS:
             self.error(
                 key.location,
                 "E116",
                 f"day range `{key.text}` runs backwards",
                 "ranges go from Monday towards Sunday, e.g. mon-fri",
             )
-            return []
-        return list(range(start, end + 1))
+        return days
 
     def time_range(self, node: YNode) -> TimeRange | None:
-        match = HOURS.fullmatch(_text(node) or "")
+        match = HOURS.fullmatch(text_of(node) or "")
         if match is None:
             return None  # the schema reported it
         h1, m1, h2, m2 = (int(g) for g in match.groups())
@@ -482,8 +494,8 @@ class ModelBuilder:
     def delivery(self, node: YMap | None) -> Delivery:
         if node is None:
             return Delivery("next_window", 0)
-        outside = _text(node.get("outside_window")) or "next_window"
-        match = CATCH_UP.fullmatch(_text(node.get("catch_up")) or "")
+        outside = text_of(node.get("outside_window")) or "next_window"
+        match = CATCH_UP.fullmatch(text_of(node.get("catch_up")) or "")
         return Delivery(outside, int(match.group(1)) if match else 0)
 
     # Channels ----------------------------------------------------------
@@ -493,10 +505,10 @@ class ModelBuilder:
         if node is None:
             return channels
         for key, value in node:
-            body = _as_map(value)
+            body = as_map(value)
             if body is None:
                 continue
-            kind = _text(body.get("kind")) or key.text
+            kind = text_of(body.get("kind")) or key.text
             if kind not in CHANNEL_KINDS:
                 # Reported by the cross checks (E415), with the channel's place.
                 continue
@@ -511,7 +523,7 @@ class ModelBuilder:
                 address=address,
                 consent=consent,
                 opt_out=opt_out,
-                window=_text(body.get("window")) or "",
+                window=text_of(body.get("window")) or "",
                 cost=_number(body.get("cost")) or Decimal(0),
                 max_segments=_int(body.get("max_segments")),
                 location=key.location,
@@ -524,14 +536,14 @@ class ModelBuilder:
         if node is None:
             return None
         characteristics: list[Characteristic] = []
-        for item in _as_list(node.get("characteristics")):
-            body = _as_map(item)
+        for item in as_list(node.get("characteristics")):
+            body = as_map(item)
             if body is None:
                 continue
             value = self.expression(body.get("value"), context, NUMERIC)
             bands: list[Band] = []
-            for band_node in _as_list(body.get("bands")):
-                band = _as_map(band_node)
+            for band_node in as_list(body.get("bands")):
+                band = as_map(band_node)
                 points = _int(band.get("points")) if band else None
                 if band is None or points is None:
                     continue
@@ -544,15 +556,15 @@ class ModelBuilder:
                         f"band from {low} to {high}: min is above max",
                     )
                 bands.append(Band(low, high, points, band.location))
-            name = _text(body.get("name"))
+            name = text_of(body.get("name"))
             if value is not None and name is not None:
                 characteristics.append(
                     Characteristic(name, value, tuple(bands), body.location)
                 )
         grades: list[Grade] = []
-        for item in _as_list(node.get("grades")):
-            body = _as_map(item)
-            name = _text(body.get("name")) if body else None
+        for item in as_list(node.get("grades")):
+            body = as_map(item)
+            name = text_of(body.get("name")) if body else None
             lowest = _int(body.get("min")) if body else None
             if name is not None and lowest is not None:
                 grades.append(Grade(name, lowest))
@@ -562,16 +574,16 @@ class ModelBuilder:
         self, node: YNode | None, context: ExprContext, ladders: dict[str, Ladder]
     ) -> tuple[Segment, ...]:
         segments: list[Segment] = []
-        for item in _as_list(node):
-            body = _as_map(item)
+        for item in as_list(node):
+            body = as_map(item)
             if body is None:
                 continue
-            name = _text(body.get("name"))
+            name = text_of(body.get("name"))
             when = self.expression(body.get("when"), context, BOOL)
             if name is None or when is None:
                 continue
             if body.key("ladder") is not None:
-                ladder = _text(body.get("ladder"))
+                ladder = text_of(body.get("ladder"))
             else:
                 ladder = name if name in ladders else None
             segments.append(Segment(name, when, ladder, body.location))
@@ -581,18 +593,18 @@ class ModelBuilder:
         if node is None:
             return None
         limit = self.expression(node.get("limit"), context, MONEY)
-        on_exceed = _text(node.get("on_exceed")) or "flag"
+        on_exceed = text_of(node.get("on_exceed")) or "flag"
         return None if limit is None else Credit(limit, on_exceed, node.location)
 
     def suppressions(
         self, node: YNode | None, context: ExprContext
     ) -> tuple[Suppression, ...]:
         rules: list[Suppression] = []
-        for item in _as_list(node):
-            body = _as_map(item)
+        for item in as_list(node):
+            body = as_map(item)
             if body is None:
                 continue
-            name = _text(body.get("name"))
+            name = text_of(body.get("name"))
             when = self.expression(body.get("when"), context, BOOL)
             if name is not None and when is not None:
                 rules.append(Suppression(name, when, body.location))
@@ -604,7 +616,7 @@ class ModelBuilder:
         return Frequency(
             _int(node.get("per_day")),
             _int(node.get("per_week")),
-            _text(node.get("same_day")) or "combine",
+            text_of(node.get("same_day")) or "combine",
         )
 
     def offers(self, node: YMap | None, context: ExprContext) -> dict[str, Offer]:
@@ -612,7 +624,7 @@ class ModelBuilder:
         if node is None:
             return offers
         for key, value in node:
-            body = _as_map(value)
+            body = as_map(value)
             if body is None:
                 continue
             when_node = body.get("when")
@@ -621,9 +633,9 @@ class ModelBuilder:
                 continue
             offers[key.text] = Offer(
                 name=key.text,
-                kind=_text(body.get("kind")) or "",
+                kind=text_of(body.get("kind")) or "",
                 segments=tuple(
-                    s for n in _as_list(body.get("segments")) if (s := _text(n))
+                    s for n in as_list(body.get("segments")) if (s := text_of(n))
                 ),
                 when=when,
                 instalments=_int(body.get("instalments")),
@@ -650,8 +662,8 @@ class ModelBuilder:
         for key, value in node:
             steps = [
                 step
-                for item in _as_list(value)
-                if (step := self.step(_as_map(item), context)) is not None
+                for item in as_list(value)
+                if (step := self.step(as_map(item), context)) is not None
             ]
             ladders[key.text] = Ladder(key.text, tuple(steps), key.location)
         return ladders
@@ -659,8 +671,8 @@ class ModelBuilder:
     def step(self, body: YMap | None, context: ExprContext) -> Step | None:
         if body is None:
             return None
-        name = _text(body.get("step"))
-        offset = self.offset(body.get("at"))
+        name = text_of(body.get("step"))
+        offset = parse_offset(text_of(body.get("at")))
         when_node = body.get("when")
         when = self.expression(when_node, context, BOOL)
         send_at = self.time(body.get("send_at"))
@@ -671,25 +683,17 @@ class ModelBuilder:
             offset=offset,
             when=when,
             channels=tuple(
-                c for n in _as_list(body.get("channels")) if (c := _text(n))
+                c for n in as_list(body.get("channels")) if (c := text_of(n))
             ),
-            template=_text(body.get("template")),
-            offer=_text(body.get("offer")),
-            escalate=_text(body.get("escalate")),
+            template=text_of(body.get("template")),
+            offer=text_of(body.get("offer")),
+            escalate=text_of(body.get("escalate")),
             send_at=send_at,
             location=body.location,
         )
 
-    def offset(self, node: YNode | None) -> Offset | None:
-        match = OFFSET.fullmatch(_text(node) or "")
-        if match is None:
-            return None  # the schema reported it
-        sign, digits, business = match.groups()
-        days = int(digits) * (-1 if sign == "-" else 1) if digits else 0
-        return Offset(days, business is not None)
-
     def time(self, node: YNode | None) -> dt.time | None:
-        match = TIME.fullmatch(_text(node) or "")
+        match = TIME.fullmatch(text_of(node) or "")
         if match is None:
             return None
         return dt.time(int(match.group(1)), int(match.group(2)))
@@ -710,7 +714,7 @@ class ModelBuilder:
                         step.offer is not None
                     )
         for key, value in node:
-            body = _as_map(value)
+            body = as_map(value)
             if body is None:
                 continue
             uses = with_offer.get(key.text, [])
@@ -743,7 +747,7 @@ class ModelBuilder:
         body = render("text")
         subject = render("subject")
         html = self.template(node.get("html"), context, html=True)
-        params = [self.template(p, context) for p in _as_list(node.get("params"))]
+        params = [self.template(p, context) for p in as_list(node.get("params"))]
         fields = {
             name: template
             for name in EXTRA_FIELDS
@@ -755,8 +759,8 @@ class ModelBuilder:
             body=body,
             subject=subject,
             html=html,
-            provider_template=_text(node.get("template")),
-            language=_text(node.get("language")),
+            provider_template=text_of(node.get("template")),
+            language=text_of(node.get("language")),
             params=tuple(p for p in params if p is not None),
             fields=fields,
         )

@@ -193,6 +193,23 @@ class YMap:
 YNode = YScalar | YSeq | YMap
 
 
+def as_map(node: YNode | None) -> YMap | None:
+    """The node if it is a mapping (a wrong shape was reported elsewhere)."""
+    return node if isinstance(node, YMap) else None
+
+
+def as_list(node: YNode | None) -> list[YNode]:
+    """The items if the node is a list, else none."""
+    return node.items if isinstance(node, YSeq) else []
+
+
+def text_of(node: YNode | None) -> str | None:
+    """The value if the node is a string scalar."""
+    if isinstance(node, YScalar) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
 def to_data(node: YNode) -> Any:
     """Plain Python data (dict, list, scalars) for the JSON Schema check."""
     if isinstance(node, YScalar):
