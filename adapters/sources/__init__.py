@@ -147,6 +147,10 @@ def _open(config: SourceConfig, inputs: InputSchema, on_error: str) -> RecordSou
         from adapters.sources.uci import UciCreditCardSource
 
         return UciCreditCardSource(config, inputs, on_error=on_error)
+    if config.kind == "lendingclub_loans":
+        from adapters.sources.lendingclub import LendingClubSource
+
+        return LendingClubSource(config, inputs, on_error=on_error)
     if config.kind == "sql":
         from adapters.sources.sql import open_sql
 

@@ -27,7 +27,7 @@ from adapters.sources.parsing import (
     ParseOptions,
 )
 
-KINDS = ("csv", "jsonl", "sql", "uci_credit_card")
+KINDS = ("csv", "jsonl", "sql", "uci_credit_card", "lendingclub_loans")
 # Collections in the configuration, and the input-schema record each holds.
 COLLECTIONS = {"customers": "customer", "invoices": "invoice", "payments": "payment"}
 ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "iso-8859-1", "cp1252")
@@ -50,6 +50,7 @@ _KEYS = {
     "jsonl": {"kind", "files", "file", "encoding", "columns"} | _PARSING_KEYS,
     "sql": {"kind", "url", "tables", "queries", "params", "columns"} | _PARSING_KEYS,
     "uci_credit_card": {"kind", "file", "limit"},
+    "lendingclub_loans": {"kind", "file", "limit"},
 }
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -182,7 +183,7 @@ def parse_config(
         "base_dir": base_dir,
         "text": text if text is not None else _canonical_bytes(data),
     }
-    if kind == "uci_credit_card":
+    if kind in ("uci_credit_card", "lendingclub_loans"):
         settings["file"] = base_dir / reader.text("file")
         if "limit" in data:
             settings["limit"] = reader.integer("limit", 0, low=1, high=10**9)
