@@ -290,7 +290,7 @@ class _CustomerPlanner:
             )
             points = band.points if band is not None else 0
             total += points
-            label = None if band is None else f"{_bound(band.low)}..{_bound(band.high)}"
+            label = None if band is None else _band_label(band.low, band.high)
             self.trace.score_lines.append(
                 ScoreLine(characteristic.name, value, points, label)
             )
@@ -870,12 +870,15 @@ class _CustomerPlanner:
         step: str | None = None,
         id_date: dt.date | None = None,
     ) -> Action:
+        # A credit action is about the customer on a day, not about the
+        # invoices that happen to be open: a new invoice changes no id.
+        id_invoices = () if kind == "credit" else invoice_ids
         return Action(
             id=action_id(
                 self.ruleset.name,
                 kind,
                 self.customer_id,
-                invoice_ids,
+                id_invoices,
                 step,
                 id_date or due_date,
                 None,
@@ -959,8 +962,14 @@ class _CustomerPlanner:
         )
 
 
-def _bound(value: Decimal | None) -> str:
-    return "" if value is None else str(value)
+def _band_label(low: Decimal | None, high: Decimal | None) -> str:
+    if low is None and high is None:
+        return "any value"
+    if low is None:
+        return f"<= {high}"
+    if high is None:
+        return f">= {low}"
+    return f"{low} to {high}"
 
 
 class PlanNotRead(RuntimeError):
