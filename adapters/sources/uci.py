@@ -71,10 +71,10 @@ DUE_DAY = 10
 _SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+")
 PAYMENT_LINK = "https://pague.example.com/{invoice}"
 PIX_CODE = "PIX-FICTICIO-{invoice}"
-# Brazil has no numbering range reserved for fiction, so the fake phones use
-# São Paulo (11) mobile numbers starting 9 0000-9 0003: valid for
-# `phonenumbers` (the engine must accept them) and outside the 9 5xxx-9 9xxx
-# blocks operators hand out. examples/uci/README.md states the trade-off.
+# Brazil has no numbering range reserved for fiction, so the fake phones are
+# São Paulo (11) mobile numbers in the unlikely 9 0000-9 0003 block: valid
+# for `phonenumbers` (the engine must accept them), not known to be free.
+# examples/uci/README.md states the trade-off.
 PHONE = "+55119{id:08d}"
 
 _FIRST_FEMALE = (
