@@ -75,6 +75,7 @@ UNKNOWN = Type("unknown")
 
 _ORDERED = frozenset({"date", "datetime", "string"})
 _EQUATABLE = _ORDERED | {"bool", "duration"}
+_EXTREMES = NUMERIC | {"date", "datetime"}
 _ARITHMETIC = frozenset({"+", "-", "*", "/"})
 _ORDERING = frozenset({"<", "<=", ">", ">="})
 _OP_WORDS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
@@ -490,17 +491,7 @@ class _Checker:
             return UNKNOWN
 
         if name in ("min", "max"):
-            result = args[0]
-            for arg_node, found in zip(node.args[1:], args[1:], strict=True):
-                joined = _join(result, found)
-                if joined is None or joined.name not in NUMERIC | _ORDERED:
-                    message = f"{name}() cannot mix {result} and {found}"
-                    return self.error(arg_node.location, "E303", message)
-                result = joined
-            if result.name in ("string", "list", "bool", "duration"):
-                message = f"{name}() takes numbers, dates or datetimes, not {result}"
-                return self.error(node.location, "E303", message)
-            return result
+            return self.extreme(node, args)
         if name in ("abs", "round", "money", "number"):
             if args[0].name not in NUMERIC:
                 message = f"{name}() needs a number, not {args[0]}"
@@ -521,6 +512,23 @@ class _Checker:
         if name == "date":
             return self.date_format(node, args)
         raise KeyError(name)  # pragma: no cover - FUNCTIONS and apply agree
+
+    def extreme(self, node: Call, args: list[Type]) -> Type:
+        """`min` and `max`: numbers, dates or datetimes, all of one kind."""
+        result: Type | None = None
+        for arg_node, found in zip(node.args, args, strict=True):
+            if found.name not in _EXTREMES:
+                message = (
+                    f"{node.function}() takes numbers, dates or datetimes, not {found}"
+                )
+                return self.error(arg_node.location, "E303", message)
+            joined = found if result is None else _join(result, found)
+            if joined is None:
+                message = f"{node.function}() cannot mix {result} and {found}"
+                return self.error(arg_node.location, "E303", message)
+            result = joined
+        assert result is not None  # FUNCTIONS asks for two arguments at least
+        return result
 
     def expect_args(
         self, node: Call, args: list[Type], wanted: Type, result: Type

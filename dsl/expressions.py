@@ -179,10 +179,13 @@ def parse_template_parts(text: str, locate: Locate) -> ParsedTemplate:
             continue
 
         end = _placeholder_end(text, index + 1)
-        if end is None:
+        if text[end : end + 1] != "}":
             message = "unclosed '{': close the placeholder, or write '{{'"
             result.diagnostics.append(_error(locate(index), "E204", message))
-            index += 1  # go on, to report the problems after it too
+            # Go on from the next `{`, if one cut this placeholder short, to
+            # report the problems after it too.
+            literal.append(text[index:end])
+            index = end
             continue
         if literal:
             result.parts.append("".join(literal))
@@ -217,11 +220,11 @@ def _add_placeholder(
         result.placeholder_offsets.append(start)
 
 
-def _placeholder_end(text: str, index: int) -> int | None:
-    """The offset of the `}` closing a placeholder that starts at `index`.
+def _placeholder_end(text: str, index: int) -> int:
+    """Where a placeholder starting at `index` ends.
 
-    Braces inside quoted strings do not count; a `{` before the closing brace
-    means the placeholder was never closed.
+    That is the offset of its closing `}`, or of a `{` or the end of the
+    text when it is never closed. Braces inside quoted strings do not count.
     """
     quote: str | None = None
     while index < len(text):
@@ -233,12 +236,10 @@ def _placeholder_end(text: str, index: int) -> int | None:
                 quote = None
         elif char in "'\"":
             quote = char
-        elif char == "}":
+        elif char in "{}":
             return index
-        elif char == "{":
-            return None
         index += 1
-    return None
+    return len(text)
 
 
 class _TooDeep(Exception):
@@ -431,7 +432,7 @@ class _Builder:
         return node
 
     def unknown_unit(self, word: Token) -> None:
-        words = [*DURATION_UNITS, "business"]
+        words = ["days", "weeks", "months", "years", "business"]
         close = difflib.get_close_matches(str(word), words, n=1)
         units = "days, weeks, months, years, business days"
         hint = f"did you mean `{close[0]}`?" if close else f"units: {units}"

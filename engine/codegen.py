@@ -52,6 +52,7 @@ from dsl.library import FUNCTIONS, HISTORY_AGGREGATES, ROOT_NAMES
 from dsl.model import Expr
 from dsl.types import Type
 from engine import runtime
+from engine.history import describe_duration
 from engine.scope import Duration, Scope
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ _HELPERS: dict[str, object] = {
     "_add_business_days": runtime.add_business_days,
     "_shift": runtime.shift,
     "_round": runtime.round_half_up,
-    "_duration_text": runtime.duration_text,
+    "_duration_text": describe_duration,
     "_escape": html.escape,
     "_min": min,
     "_max": max,

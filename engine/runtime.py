@@ -104,11 +104,3 @@ def round_half_up(value: int | Decimal, digits: int) -> int | Decimal:
     exponent = Decimal(1).scaleb(-digits)
     rounded = Decimal(value).quantize(exponent, rounding=ROUND_HALF_UP)
     return int(rounded) if isinstance(value, int) else rounded
-
-
-def duration_text(duration: Duration) -> str:
-    """A duration as the policy language writes it: `1 day`, `6 months`."""
-    unit = duration.unit.replace("_", " ")
-    if abs(duration.amount) == 1:
-        unit = unit[:-1]
-    return f"{duration.amount} {unit}"
