@@ -9,7 +9,8 @@ The engine never sees the future: payments dated after today and a
   day cumulative payments reached the amount, else unsettled. An invoice
   whose status says it is settled (`paid`, `closed`) but that has no date
   from either source counts as settled on its effective due date: there is
-  no evidence that it was late. An amount of zero or less (a credit note)
+  no evidence that it was late. A `settled_on` after today does not count
+  as a date: as of today the invoice is still unsettled. An amount of zero or less (a credit note)
   is settled from the start;
 - days late = settled date (today when unsettled) minus the effective due
   date, never below zero;
@@ -98,11 +99,12 @@ def _invoice_state(
     raw_status = invoice.get("status")
     status = raw_status.strip().lower() if isinstance(raw_status, str) else None
     declared_settled = invoice.get("settled_on")
-    if declared_settled is not None and declared_settled > today:
+    settles_later = declared_settled is not None and declared_settled > today
+    if settles_later:
         declared_settled = None
 
     settled = _settled_date(amount, payments, declared_settled)
-    if settled is None and status in SETTLED_STATUSES:
+    if settled is None and status in SETTLED_STATUSES and not settles_later:
         settled = due_effective
     if amount <= ZERO:
         settled = settled or due_effective
