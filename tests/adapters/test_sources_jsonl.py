@@ -47,8 +47,8 @@ def test_three_files(tmp_path: Path) -> None:
     (tmp_path / "invoices.jsonl").write_text(
         '{"id": "F1", "customer_id": "C1", "amount": 9.99, "due_date": "2024-10-01"}\n'
         "\n"
-        '{"id": "F2", "customer_id": "2", "amount": "1234.50", "due_date": "2024-10-02",'
-        ' "extra": {"ignored": true}}\n',
+        '{"id": "F2", "customer_id": "2", "amount": "1234.50",'
+        ' "due_date": "2024-10-02", "extra": {"ignored": true}}\n',
         encoding="utf-8",
     )
     (tmp_path / "payments.jsonl").write_text(

@@ -11,15 +11,19 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 import pytest
+from click.testing import CliRunner
 
+from adapters.cli import main
 from adapters.sources import lendingclub as lc
 from adapters.sources import open_source
 from adapters.sources.config import SourceConfig, SourceConfigError
@@ -509,3 +513,54 @@ def test_open_source_refuses_an_unknown_key_for_this_kind(tmp_path, inputs):
 
     with pytest.raises(SourceConfigError, match="unknown key 'snapshot'"):
         open_source(tmp_path, inputs)
+
+
+# -- the example policy on the whole file ----------------------------------
+
+
+def test_the_us_loans_policy_validates_cleanly():
+    result = CliRunner().invoke(main, ["validate", str(RULESET)])
+
+    assert result.exit_code == 0, result.output
+    assert "no problems" in result.output
+
+
+@pytest.fixture(scope="module")
+def snapshot_plan(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    output = tmp_path_factory.mktemp("plan") / "plan.jsonl"
+    arguments = ["plan", str(RULESET), "--data", str(DATA.parent)]
+    arguments += ["--as-of", lc.SNAPSHOT.isoformat(), "--output", str(output)]
+
+    result = CliRunner().invoke(main, arguments)
+
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in output.read_text("utf-8").splitlines()]
+
+
+def test_the_snapshot_plan_reminds_only_borrowers_the_lender_calls_late(snapshot_plan):
+    with DATA.open(newline="", encoding="utf-8") as text:
+        status = {r["rownames"]: r["loan_status"] for r in csv.DictReader(text)}
+    header, actions = snapshot_plan[0], snapshot_plan[1:]
+    sent = [a for a in actions if a["kind"] == "message" and a["decision"] == "send"]
+
+    assert header["as_of"].startswith(lc.SNAPSHOT.isoformat())
+    assert sent
+    assert {status[str(a["customer"])] for a in sent} <= lc.LATE_STATUSES
+    assert all(a["due_date"] <= lc.SNAPSHOT.isoformat() for a in sent)
+    assert all(a["address"] for a in sent)
+
+
+def test_the_snapshot_plan_offers_new_dates_to_slipped_borrowers_only(snapshot_plan):
+    actions = snapshot_plan[1:]
+    offers = [a for a in actions if a["kind"] == "offer"]
+    suppressed = [a for a in actions if a["decision"] == "suppressed"]
+
+    assert offers
+    assert {a["segment"] for a in offers} == {"slipped"}
+    for offer in offers:
+        due = dt.date.fromisoformat(str(offer["due_date"]))
+        new_date = dt.date.fromisoformat(offer["details"]["new_due_date"])
+        assert new_date >= due + dt.timedelta(days=10)
+    # Only instalments written off when a loan was charged off are held back.
+    assert suppressed
+    assert {a["why"]["suppressed_by"] for a in suppressed} == {"closed_loan"}

@@ -155,7 +155,7 @@ def test_dates() -> None:
 
 def test_datetimes_need_an_offset_or_a_zone() -> None:
     value = parser("datetime").parse("2024-10-01T09:30:00-03:00")
-    assert value == dt.datetime(2024, 10, 1, 12, 30, tzinfo=dt.timezone.utc)
+    assert value == dt.datetime(2024, 10, 1, 12, 30, tzinfo=dt.UTC)
     with pytest.raises(ValueProblem, match="no UTC offset"):
         parser("datetime").parse("2024-10-01T09:30:00")
     zoned = parser("datetime", ParseOptions(timezone="America/Sao_Paulo"))
