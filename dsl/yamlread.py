@@ -416,8 +416,8 @@ def parse(source: SourceText) -> tuple[YNode | None, list[Diagnostic]]:
 
     An empty file (or one with only comments) is an error: E103.
     """
-    builder = _Builder(source)
     try:
+        builder = _Builder(source)
         root = builder.document()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -427,9 +427,10 @@ def parse(source: SourceText) -> tuple[YNode | None, list[Diagnostic]]:
             message = f"{exc.context}: {exc.problem}"
         return None, [*builder.diagnostics, _syntax(at, message)]
     except yaml.reader.ReaderError as exc:
+        # Raised before any node is built: the reader checks the whole text.
         at = source.location(exc.position)
         message = f"character #x{exc.character:04x} is not allowed in YAML"
-        return None, [*builder.diagnostics, _syntax(at, message)]
+        return None, [_syntax(at, message)]
     if root is None:
         return None, [
             Diagnostic(
