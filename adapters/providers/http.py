@@ -22,6 +22,8 @@ import email.utils
 import http.client
 import json
 import logging
+import os
+import re
 import socket
 import ssl
 import time
@@ -30,7 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.providers.base import PermanentFailure, SendError, TemporaryFailure
+from adapters.providers.base import (
+    OutboundMessage,
+    PermanentFailure,
+    SendError,
+    TemporaryFailure,
+)
+from adapters.providers.options import Options
 
 logger = logging.getLogger(__name__)
 
@@ -63,23 +71,40 @@ class HttpResponse:
         return text if len(text) <= limit else text[:limit] + "..."
 
 
-# Turns an error response into the provider's own words (its error code and
-# message), so the ledger records what the provider said.
-ErrorReader = Callable[[HttpResponse], str]
+@dataclass(frozen=True)
+class ProviderError:
+    """An error response in the provider's own words, for the ledger."""
+
+    message: str
+    code: str | None = None  # the provider's error code, when it has one
+    # The body says "try later" whatever the status (a rate limit in a 400).
+    retryable: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. a trace id
 
 
-def default_error(response: HttpResponse) -> str:
-    """The common error shapes: {"error": {"message"}}, {"message"}, text."""
+# Reads a provider's error shape out of a non-2xx response.
+ErrorReader = Callable[[HttpResponse], ProviderError]
+
+
+def default_error(response: HttpResponse) -> ProviderError:
+    """The common shapes: {"error": {"message", "code"}}, {"message"}, text."""
     payload = response.json()
     if isinstance(payload, dict):
         error = payload.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
+            code = error.get("code", error.get("status"))
+            return ProviderError(
+                str(error["message"]), None if code is None else str(code)
+            )
         if isinstance(error, str):
-            return error
+            return ProviderError(error)
         if payload.get("message"):
-            return str(payload["message"])
-    return response.text(200) or http.client.responses.get(response.status, "")
+            code = payload.get("code")
+            return ProviderError(
+                str(payload["message"]), None if code is None else str(code)
+            )
+    text = response.text(200) or http.client.responses.get(response.status, "")
+    return ProviderError(text)
 
 
 def json_body(value: Any) -> bytes:
@@ -110,21 +135,25 @@ def retry_after_seconds(value: str | None, now: dt.datetime) -> float | None:
 
 
 def failure_for(
-    provider: str, response: HttpResponse, error: str, *, retryable: bool = False
+    provider: str, response: HttpResponse, error: ProviderError
 ) -> SendError:
-    """The failure a non-2xx response means. `retryable` forces a temporary
-    failure (a provider that signals rate limits in a 400 body)."""
-    details: dict[str, Any] = {"http_status": response.status, "error": error}
-    message = f"HTTP {response.status}: {error}"
-    if retryable or response.status in RETRYABLE_STATUSES or response.status >= 500:
+    """The failure a non-2xx response means."""
+    details: dict[str, Any] = {"http_status": response.status, "error": error.message}
+    if error.code is not None:
+        details["provider_code"] = error.code
+    details.update(error.extra)
+    code = f" (code {error.code})" if error.code is not None else ""
+    message = f"HTTP {response.status}: {error.message}{code}"
+    status = response.status
+    if error.retryable or status in RETRYABLE_STATUSES or status >= 500:
         now = dt.datetime.now(dt.UTC)
         wait = retry_after_seconds(response.headers.get("retry-after"), now)
         return TemporaryFailure(
             message, provider=provider, retry_after=wait, details=details
         )
-    if 300 <= response.status < 400:
+    if 300 <= status < 400:
         location = response.headers.get("location", "?")
-        message = f"HTTP {response.status}: unexpected redirect to {location}"
+        message = f"HTTP {status}: unexpected redirect to {location}"
     return PermanentFailure(message, provider=provider, details=details)
 
 
@@ -232,13 +261,13 @@ class HttpClient:
         """Read the body in chunks, giving up at the overall deadline."""
         chunks: list[bytes] = []
         size = 0
-        while size < MAX_BODY:
+        while size < MAX_BODY and not response.isclosed():
             remaining = self.deadline - (time.monotonic() - started)
             if remaining <= 0:
                 raise TimeoutError(f"no complete answer within {self.deadline:g} s")
             if sock is not None:
                 sock.settimeout(min(self.timeout, remaining))
-            chunk = response.read(min(65536, MAX_BODY - size))
+            chunk = response.read1(min(65536, MAX_BODY - size))
             if not chunk:
                 break
             chunks.append(chunk)
@@ -252,3 +281,47 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def client_from(options: Options) -> HttpClient:
+    """The client a provider's `timeout`, `deadline` and `ca_file` ask for."""
+    ca_file = options.text("ca_file", None)
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise options.error(f"no such file: {ca_file}", "ca_file")
+    return HttpClient(
+        options.provider,
+        timeout=options.number("timeout", DEFAULT_TIMEOUT),
+        deadline=options.number("deadline", DEFAULT_DEADLINE),
+        ca_file=ca_file,
+    )
+
+
+def field_at(payload: Any, path: str) -> Any:
+    """The value at a dotted path (`messages.0.id`), or None."""
+    value = payload
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def accepted_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def e164(message: OutboundMessage, provider: str) -> str:
+    """The message's phone number, which must be E.164 (`+5511987654321`)."""
+    if not _E164.fullmatch(message.address):
+        raise PermanentFailure(
+            f"{message.address!r} is not an E.164 phone number (+ country code "
+            "and number, digits only)",
+            provider=provider,
+        )
+    return message.address

@@ -74,6 +74,10 @@ class Options:
             return default
         return value
 
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        """The value as written, for options with a shape of their own."""
+        return self._get(key, default)
+
     def text(self, key: str, default: Any = _MISSING) -> Any:
         """A non-empty string (or `default`, which may be None)."""
         value = self._get(key, default)
@@ -123,7 +127,7 @@ class Options:
                 "must use https (plain http is allowed only to a loopback host)",
                 key,
             )
-        return value.rstrip("/")
+        return value
 
     def secret(self, key: str, *, required: bool = True) -> str | None:
         """The value of the environment variable an `*_env` option names."""

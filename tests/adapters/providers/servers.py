@@ -89,7 +89,10 @@ class HttpServer:
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._scheme = "https" if tls is not None else "http"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval keeps shutdown() quick between tests.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -143,13 +146,16 @@ class HttpServer:
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("Connection", "close")
                 self.end_headers()
-                if reply.trickle:
-                    for index in range(len(payload)):
-                        self.wfile.write(payload[index : index + 1])
-                        self.wfile.flush()
-                        time.sleep(reply.trickle)
-                else:
-                    self.wfile.write(payload)
+                try:
+                    if reply.trickle:
+                        for index in range(len(payload)):
+                            self.wfile.write(payload[index : index + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                    else:
+                        self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as timeout tests want
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
