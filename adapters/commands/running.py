@@ -1,11 +1,434 @@
-"""`ruleset run` (being built)."""
+"""`ruleset run`: what a scheduler calls every day or every hour.
+
+    ruleset run RULESET [--config FILE] [--data SRC] [--as-of WHEN]
+                        [--dry-run] [--format text|json] ...
+
+Flags override the run configuration (adapters/runconfig.py); without
+one, data comes from `--data`, the ledger is `.ruleset/ledger.sqlite3`
+and every channel goes to the outbox file `.ruleset/outbox.jsonl`.
+
+Exit codes (adapters/exitcodes.py, docs/run.md): 0 done; 1 done, but some
+sends failed or have an unknown outcome; 2 usage error; 3 bad input
+records with `on_bad_record: fail` (nothing was sent); 4 invalid ruleset,
+run configuration, data source or unreachable ledger; 5 another run holds
+the lock.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
 import click
+
+from adapters import exitcodes
+from adapters.commands.planning import parse_as_of
+from adapters.ledger import Ledger, LedgerError
+from adapters.providers.base import Provider
+from adapters.providers.options import ProviderConfigError
+from adapters.providers.registry import build_provider
+from adapters.retry import RateLimiter
+from adapters.runconfig import RunConfig, RunConfigError, load_run_config
+from adapters.runner import (
+    OUT_FAILED_PERMANENT,
+    OUT_FAILED_TEMPORARY,
+    OUT_MISSED,
+    OUT_RECORDED,
+    OUT_SENT,
+    OUT_SKIPPED,
+    OUT_UNKNOWN,
+    OUT_WAITING,
+    OUT_WOULD_SEND,
+    PlanInput,
+    Route,
+    Runner,
+    RunnerError,
+    RunReport,
+    RunSettings,
+)
+from adapters.sources import SourceConfigError, open_source
+from dsl.diagnostics import PolicyError
+from dsl.loader import load_ruleset
+from dsl.model import Ruleset
+from engine.compiler import CompiledRuleset, CompileError, compile_ruleset
+from engine.planner import plan as make_plan
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# How many failures, missed steps and problems the text summary lists.
+LISTED = 20
+
+_OUTCOME_ORDER = (
+    OUT_SENT,
+    OUT_WOULD_SEND,
+    OUT_WAITING,
+    OUT_SKIPPED,
+    OUT_MISSED,
+    OUT_FAILED_TEMPORARY,
+    OUT_FAILED_PERMANENT,
+    OUT_UNKNOWN,
+    OUT_RECORDED,
+)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
 
 
 @click.command()
-def run() -> None:
-    """Run."""
-    raise click.ClickException("run is being built")
+@click.argument("ruleset_path", metavar="RULESET", type=click.Path(exists=True))
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Run configuration (YAML). Default: the embedded one.",
+)
+@click.option(
+    "--data", metavar="SRC", help="Data source: a folder, a source.yaml or a .jsonl."
+)
+@click.option(
+    "--ledger", metavar="URL", help="Ledger database URL, or a SQLite file path."
+)
+@click.option(
+    "--outbox",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Send every channel to this outbox file instead of the providers.",
+)
+@click.option(
+    "--state-dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Where the default ledger and outbox live (default: .ruleset).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="WHEN",
+    help="The run's instant, in the ruleset's zone (default: now).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Plan and report; record and send nothing."
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Summary for people (text) or machines (json).",
+)
+@click.option(
+    "--on-bad-record",
+    type=click.Choice(["fail", "skip"]),
+    help="fail: bad input records stop the run before any send (exit 3); "
+    "skip: go on without them. Default: the configuration's, else fail.",
+)
+@click.option(
+    "--resend-unknown",
+    is_flag=True,
+    help="Send again messages whose outcome is unknown after a crash "
+    "(at-least-once; for providers that honour idempotency keys).",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="How long to wait for another run's lock (default: 10).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS),
+    default="warning",
+    show_default=True,
+    help="info logs one line per send attempt (addresses and bodies masked).",
+)
+def run(
+    ruleset_path: str,
+    config_path: str | None,
+    data: str | None,
+    ledger: str | None,
+    outbox: str | None,
+    state_dir: str | None,
+    as_of: str | None,
+    dry_run: bool,
+    output_format: str,
+    on_bad_record: str | None,
+    resend_unknown: bool,
+    lock_timeout: float | None,
+    log_level: str,
+) -> None:
+    """Plan RULESET for now and send what is due, exactly once."""
+    _configure_logging(log_level)
+    env = dict(os.environ)
+    try:
+        config = load_run_config(config_path, env).overridden(
+            data=data,
+            ledger=ledger,
+            outbox=Path(outbox) if outbox else None,
+            state_dir=Path(state_dir) if state_dir else None,
+            on_bad_record=on_bad_record,
+            resend_unknown=resend_unknown,
+            lock_timeout=lock_timeout,
+        )
+    except RunConfigError as error:
+        _fail(str(error), exitcodes.CONFIG_ERROR)
+    if config.data is None:
+        raise click.UsageError("no data source: give --data or `data:` in --config")
+
+    ruleset, compiled = _load(ruleset_path)
+    moment = parse_as_of(as_of, compiled.zone)
+    routes = _routes(config, ruleset, env, build=not dry_run)
+    try:
+        source = open_source(
+            config.data,
+            ruleset.inputs,
+            on_error=config.on_bad_record,
+            base_dir=Path.cwd(),
+        )
+        store = Ledger.open(
+            config.ledger, prefix=config.ledger_prefix, create=not dry_run
+        )
+    except SourceConfigError as error:
+        _close(routes.values())
+        _fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
+    except LedgerError as error:
+        _close(routes.values())
+        _fail(str(error), exitcodes.CONFIG_ERROR)
+
+    progress = _Progress(enabled=output_format == "text" and sys.stderr.isatty())
+    runner = Runner(
+        ruleset=ruleset.name,
+        zone=compiled.zone,
+        ledger=store,
+        routes=routes,
+        settings=RunSettings(
+            dry_run=dry_run,
+            on_bad_record=config.on_bad_record,
+            resend_unknown=config.resend_unknown,
+            lock_timeout=config.lock_timeout,
+            lock_lease=config.lock_lease,
+            spool_dir=config.state_dir,
+        ),
+        on_progress=progress,
+    )
+    plan_input = PlanInput(
+        plan=lambda since: make_plan(compiled, source, moment, since=since).actions,
+        problems=lambda: source.problems,
+        catch_up_days=ruleset.delivery.catch_up_days,
+    )
+    try:
+        report = runner.run(moment, plan_input)
+    except SourceConfigError as error:
+        _fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
+    except (LedgerError, RunnerError) as error:
+        _fail(str(error), exitcodes.CONFIG_ERROR)
+    finally:
+        progress.close()
+        _close(routes.values())
+        if store is not None:
+            store.close()
+
+    if output_format == "json":
+        click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        for line in summary_lines(report):
+            click.echo(line)
+    raise SystemExit(report.exit_code)
+
+
+def _configure_logging(level: str) -> None:
+    """The CLI, not the library, decides where log lines go."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger().setLevel(level.upper())
+
+
+def _load(path: str) -> tuple[Ruleset, CompiledRuleset]:
+    """Load and compile a ruleset, or exit 4 with its diagnostics."""
+    try:
+        ruleset = load_ruleset(path)
+    except PolicyError as error:
+        for diagnostic in error.diagnostics:
+            click.echo(str(diagnostic), err=True)
+        _fail(f"{path}: the ruleset is not valid", exitcodes.CONFIG_ERROR)
+    try:
+        return ruleset, compile_ruleset(ruleset)
+    except CompileError as error:
+        _fail(f"{path}: {error}", exitcodes.CONFIG_ERROR)
+
+
+def _routes(
+    config: RunConfig, ruleset: Ruleset, env: Mapping[str, str], *, build: bool
+) -> dict[str, Route]:
+    """A route for every channel of the ruleset; channels served by the
+    same provider entry share its provider and rate limiter. Without
+    `build` (a dry run) the entries are only checked to exist."""
+    routes: dict[str, Route] = {}
+    shared: dict[str, Route] = {}
+    for channel in ruleset.channels:
+        spec = config.provider_for(channel)
+        if spec is None:
+            _close(routes.values())
+            _fail(
+                f"{config.origin}: channel {channel!r} of ruleset {ruleset.name} "
+                f"has no provider (add providers.{channel} or providers.default)",
+                exitcodes.CONFIG_ERROR,
+            )
+        if not build:
+            continue
+        if spec.name not in shared:
+            try:
+                provider: Provider = build_provider(spec.name, spec.options, env)
+            except ProviderConfigError as error:
+                _close(routes.values())
+                where = spec.where or config.origin
+                _fail(f"{where}: {error}", exitcodes.CONFIG_ERROR)
+            limiter = RateLimiter.parse(spec.rate_limit) if spec.rate_limit else None
+            shared[spec.name] = Route(provider, spec.retries or config.retries, limiter)
+        routes[channel] = shared[spec.name]
+    return routes
+
+
+def _close(routes: Iterable[Route]) -> None:
+    closed: set[int] = set()
+    for route in routes:
+        if id(route.provider) not in closed:
+            closed.add(id(route.provider))
+            route.provider.close()
+
+
+class _Progress:
+    """A progress bar on stderr while sending, only on a terminal."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            self._bar = click.progressbar(
+                length=total, label="sending", file=sys.stderr
+            ).__enter__()
+        self._bar.update(done - self._shown)
+        self._shown = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def summary_lines(report: RunReport) -> list[str]:
+    """The run summary as a person reads it."""
+    lines = [_headline(report)]
+    if report.status == "locked":
+        holder = report.lock_holder
+        if holder is not None:
+            lines.append(
+                f"another run holds the lock: run {holder.run_id} on {holder.host} "
+                f"(pid {holder.pid}) since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
+                if holder.acquired_at
+                else "another run holds the lock"
+            )
+        return lines
+
+    planned = sum(report.planned.values())
+    lines.append(f"planned: {planned} action(s){_counts(report.planned)}")
+    results = [
+        f"{name} {report.outcomes[name]}"
+        for name in _OUTCOME_ORDER
+        if report.outcomes.get(name)
+    ]
+    if results:
+        lines.append("outcome: " + ", ".join(results))
+    if report.skipped:
+        lines.append("skipped: " + _pairs(report.skipped))
+    if report.recorded:
+        lines.append("recorded (no message): " + _pairs(report.recorded))
+    if report.by_channel_step:
+        lines.append("by channel and step:")
+        for (channel, step), counts in sorted(report.by_channel_step.items()):
+            lines.append(f"  {channel:<12} {step:<16} {_pairs(counts)}")
+
+    _section(lines, "input problems", [str(p) for p in report.input_problems])
+    _section(
+        lines,
+        "unknown outcome after an interrupted run (not sent again; "
+        "--resend-unknown to send)",
+        [
+            f"{r.action_id} customer {r.customer_id} {r.channel}/{r.step} "
+            f"(run {r.run_id})"
+            for r in report.recovered
+        ],
+    )
+    _section(
+        lines,
+        "failed",
+        [
+            f"{f.action_id} customer {f.customer_id} {f.channel}/{f.step}: "
+            f"{f.outcome}: {f.error}"
+            for f in report.failures
+        ],
+    )
+    _section(
+        lines,
+        "missed (their day passed beyond the catch-up grace; not sent)",
+        [
+            f"{m.action_id} customer {m.customer_id} step {m.step} due {m.due_date}"
+            for m in report.missed
+        ],
+    )
+    _section(
+        lines,
+        "same step already sent on another channel",
+        [
+            f"{c.action_id} customer {c.customer_id} {c.channel}/{c.step}: "
+            f"sent as {c.other_action}"
+            for c in report.conflicts
+        ],
+    )
+    _section(lines, "notes", report.notes)
+    if report.status == "input_errors":
+        lines.append(
+            "nothing was sent: bad input records and on_bad_record is fail "
+            "(--on-bad-record skip goes on without them)"
+        )
+    return lines
+
+
+def _headline(report: RunReport) -> str:
+    what = "dry run" if report.dry_run else f"run {report.run_id or '-'}"
+    since = f" (since {report.since})" if report.since else ""
+    return (
+        f"{report.ruleset}: {what} as of {report.as_of:%Y-%m-%d %H:%M %z}{since}: "
+        f"{report.status}"
+    )
+
+
+def _counts(counter: Mapping[str, int]) -> str:
+    return f" ({_pairs(counter)})" if counter else ""
+
+
+def _pairs(counter: Mapping[str, int]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(counter.items()))
+
+
+def _section(lines: list[str], title: str, items: list[str]) -> None:
+    if not items:
+        return
+    lines.append(f"{title} ({len(items)}):")
+    lines.extend(f"  {item}" for item in items[:LISTED])
+    if len(items) > LISTED:
+        lines.append(f"  ... and {len(items) - LISTED} more (--format json lists all)")

@@ -1,0 +1,845 @@
+"""`ruleset run`: plan, skip what the ledger says is done, send the rest.
+
+One run goes through these steps:
+
+1. take the run lock (a lease row in the ledger; wait up to
+   `lock_timeout`, else stop with LOCKED);
+2. turn actions a killed run left in `sending` into `unknown` and report
+   them (they are not sent again unless `resend_unknown`);
+3. plan for the run's instant, passing the planner `since`: the date of
+   the last completed run, or the start of the catch-up grace when that
+   is earlier, so steps missed while no run happened are either sent late
+   within the grace or reported as missed;
+4. plan everything before sending anything: actions are spooled (kept in
+   memory up to a few megabytes, then in a temporary file in the state
+   dir), so that bad input records can stop the run before any message
+   goes out when `on_bad_record` is `fail`;
+5. record every action in the ledger (`planned`, or `skipped` with the
+   planner's reason), then, in plan order, claim each message whose window
+   contains the current instant, hand it to its channel's provider with
+   retries, and record every attempt and the outcome;
+6. close the run row with its counts and release the lock.
+
+Nothing here prints: the CLI renders the `RunReport`.
+
+Test hook: the environment variable RULESET_FAULT (for example
+`after_send:3`, several separated by commas) makes the process kill
+itself with SIGKILL the Nth time it reaches that point: `before_claim`,
+`after_claim` (claimed, provider not called yet) or `after_send` (the
+provider accepted the message, the ledger does not know yet). It exists so
+that tests can check crash safety with real kills; nothing else reads it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from adapters import exitcodes
+from adapters.ledger import (
+    FAILED_PERMANENT,
+    PLANNED,
+    RUN_COMPLETED,
+    RUN_INPUT_ERRORS,
+    RUN_LOCK_LOST,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    ActionEntry,
+    Ledger,
+    LockHolder,
+    RecoveredAction,
+    step_key,
+)
+from adapters.providers.base import OutboundMessage, Provider
+from adapters.retry import (
+    FAILED_TEMPORARY,
+    Attempt,
+    RateLimiter,
+    RetryPolicy,
+    deliver,
+)
+from engine.plan import Action, canonical_json
+from engine.records import RecordProblem
+
+logger = logging.getLogger(__name__)
+
+FAULT_VARIABLE = "RULESET_FAULT"
+FAULT_POINTS = ("before_claim", "after_claim", "after_send")
+
+# Planned actions stay in memory up to this many bytes of JSON, then move
+# to a temporary file: memory does not grow with the size of the plan.
+SPOOL_MEMORY_BYTES = 16 * 1024 * 1024
+
+# Outcomes of one action in one run (the summary counts them).
+OUT_SENT = "sent"
+OUT_WOULD_SEND = "would_send"  # --dry-run
+OUT_WAITING = "waiting"  # its window opens later: a later run sends it
+OUT_SKIPPED = "skipped"
+OUT_MISSED = "missed"
+OUT_FAILED_TEMPORARY = "failed_temporary"
+OUT_FAILED_PERMANENT = "failed_permanent"
+OUT_UNKNOWN = "unknown"
+OUT_RECORDED = "recorded"  # credit flags, offers, escalations: no message
+OUT_NOT_SENT = "not_sent"  # the run lost its lock before getting to it
+
+# Why a message the planner said to send was not sent in this run.
+ALREADY_SENT = "already_sent"
+FAILED_BEFORE = "failed_permanently_before"
+UNKNOWN_BEFORE = "unknown_outcome_before"
+BEING_SENT = "being_sent_by_another_run"
+STEP_SENT = "step_sent_on_other_channel"
+WINDOW_CLOSED = "window_closed"
+
+_NOT_CLAIMED = {
+    SENT: ALREADY_SENT,
+    FAILED_PERMANENT: FAILED_BEFORE,
+    UNKNOWN: UNKNOWN_BEFORE,
+    SENDING: BEING_SENT,
+}
+
+_NOTE_BATCH = 500
+
+
+class RunnerError(Exception):
+    """The run cannot go on: a channel without a provider, for instance."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one channel's messages go out."""
+
+    provider: Provider
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    limiter: RateLimiter | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    dry_run: bool = False
+    on_bad_record: str = "fail"  # "fail": input problems stop the run
+    resend_unknown: bool = False
+    lock_timeout: float = 10.0  # seconds to wait for another run's lock
+    lock_lease: float = 300.0  # seconds a lock lasts unless renewed
+    spool_dir: Path | None = None  # where a large plan is spooled
+
+
+@dataclass
+class ActionOutcome:
+    """What became of one action in this run, for the report."""
+
+    action_id: str
+    customer_id: str
+    step: str | None
+    channel: str | None
+    outcome: str
+    reason: str | None = None
+    error: str | None = None
+    other_action: str | None = None
+    due_date: dt.date | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action_id,
+            "customer": self.customer_id,
+            "step": self.step,
+            "channel": self.channel,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "error": self.error,
+            "other_action": self.other_action,
+            "due_date": self.due_date.isoformat() if self.due_date else None,
+        }
+
+
+@dataclass
+class RunReport:
+    """Everything a run did, for the summary and for schedulers."""
+
+    ruleset: str
+    as_of: dt.datetime
+    dry_run: bool
+    since: dt.date | None = None
+    run_id: int | None = None
+    status: str = "running"
+    planned: Counter[str] = field(default_factory=Counter)  # by decision
+    outcomes: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)  # by reason
+    recorded: Counter[str] = field(default_factory=Counter)  # by decision
+    by_channel_step: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+    input_problems: list[RecordProblem] = field(default_factory=list)
+    recovered: list[RecoveredAction] = field(default_factory=list)
+    failures: list[ActionOutcome] = field(default_factory=list)
+    missed: list[ActionOutcome] = field(default_factory=list)
+    conflicts: list[ActionOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    lock_holder: LockHolder | None = None
+
+    def add(self, outcome: ActionOutcome) -> None:
+        self.outcomes[outcome.outcome] += 1
+        if outcome.outcome == OUT_SKIPPED:
+            self.skipped[outcome.reason or "unspecified"] += 1
+        if outcome.outcome == OUT_RECORDED:
+            self.recorded[outcome.reason or "unspecified"] += 1
+        if outcome.outcome in (OUT_FAILED_TEMPORARY, OUT_FAILED_PERMANENT, OUT_UNKNOWN):
+            self.failures.append(outcome)
+        if outcome.outcome == OUT_MISSED:
+            self.missed.append(outcome)
+        if outcome.reason == STEP_SENT:
+            self.conflicts.append(outcome)
+        if outcome.channel is not None or outcome.step is not None:
+            key = (outcome.channel or "-", outcome.step or "-")
+            self.by_channel_step.setdefault(key, Counter())[outcome.outcome] += 1
+
+    @property
+    def exit_code(self) -> int:
+        if self.status in ("locked", RUN_LOCK_LOST):
+            return exitcodes.LOCKED
+        if self.status == RUN_INPUT_ERRORS:
+            return exitcodes.INPUT_ERRORS
+        if self.failures or self.recovered:
+            return exitcodes.PROBLEMS
+        return exitcodes.OK
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "planned": dict(sorted(self.planned.items())),
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "skipped": dict(sorted(self.skipped.items())),
+            "recorded": dict(sorted(self.recorded.items())),
+            "input_problems": len(self.input_problems),
+            "recovered_unknown": len(self.recovered),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        holder = self.lock_holder
+        return {
+            "ruleset": self.ruleset,
+            "as_of": self.as_of.isoformat(),
+            "since": self.since.isoformat() if self.since else None,
+            "dry_run": self.dry_run,
+            "run_id": self.run_id,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            **self.counts(),
+            "by_channel_step": [
+                {"channel": channel, "step": step, **dict(sorted(counts.items()))}
+                for (channel, step), counts in sorted(self.by_channel_step.items())
+            ],
+            "input_problem_list": [
+                {
+                    "source": p.source,
+                    "row": p.row,
+                    "record": p.record_id,
+                    "message": p.message,
+                }
+                for p in self.input_problems
+            ],
+            "recovered_unknown_list": [
+                {
+                    "action": r.action_id,
+                    "run": r.run_id,
+                    "customer": r.customer_id,
+                    "step": r.step,
+                    "channel": r.channel,
+                }
+                for r in self.recovered
+            ],
+            "failures": [f.to_json() for f in self.failures],
+            "missed": [m.to_json() for m in self.missed],
+            "step_conflicts": [c.to_json() for c in self.conflicts],
+            "notes": list(self.notes),
+            "lock_holder": (
+                None
+                if holder is None
+                else {
+                    "host": holder.host,
+                    "pid": holder.pid,
+                    "run": holder.run_id,
+                    "since": _iso(holder.acquired_at),
+                    "expires": _iso(holder.expires_at),
+                }
+            ),
+        }
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """Where the actions come from: `plan(since)` gives them in plan order
+    (one pass), `problems()` the bad input records once they are read."""
+
+    plan: Callable[[dt.date | None], Iterable[Action]]
+    problems: Callable[[], Sequence[RecordProblem]]
+    catch_up_days: int = 0  # the ruleset's catch-up grace
+
+
+class _LockLost(Exception):
+    pass
+
+
+class _Faults:
+    """The RULESET_FAULT test hook (see the module docstring)."""
+
+    def __init__(self, spec: str | None) -> None:
+        self.targets: dict[str, int] = {}
+        self.reached: Counter[str] = Counter()
+        for part in (spec or "").split(","):
+            if not part.strip():
+                continue
+            point, _, count = part.strip().partition(":")
+            if point not in FAULT_POINTS or not count.isdigit():
+                raise RunnerError(
+                    f"{FAULT_VARIABLE}={spec!r}: expected POINT:N with POINT one "
+                    f"of {', '.join(FAULT_POINTS)}"
+                )
+            self.targets[point] = int(count)
+
+    def point(self, name: str) -> None:
+        if not self.targets:
+            return
+        self.reached[name] += 1
+        if self.targets.get(name) == self.reached[name]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+class Runner:
+    """Runs one ruleset's plan against a ledger and a set of channels."""
+
+    def __init__(
+        self,
+        *,
+        ruleset: str,
+        zone: ZoneInfo,
+        ledger: Ledger | None,
+        routes: Mapping[str, Route],
+        settings: RunSettings,
+        clock: Callable[[], dt.datetime] = _utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        if ledger is None and not settings.dry_run:
+            raise RunnerError("a run that sends needs a ledger")
+        self.ruleset = ruleset
+        self.zone = zone
+        self.ledger = ledger
+        self.routes = routes
+        self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
+        self.on_progress = on_progress
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.lock_name = f"run:{ruleset}"
+        self._token = uuid.uuid4().hex
+        self._faults = _Faults(os.environ.get(FAULT_VARIABLE))
+        self._started = 0.0
+        self._as_of = _utc_now()
+        self._renewed = 0.0
+
+    # -- the run ------------------------------------------------------------
+
+    def run(self, as_of: dt.datetime, source: PlanInput) -> RunReport:
+        """Plan for `as_of` (aware) and send what is due now."""
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be an aware datetime")
+        self._as_of = as_of
+        self._started = time.monotonic()
+        report = RunReport(self.ruleset, as_of, self.settings.dry_run)
+        if self.settings.dry_run:
+            return self._dry_run(report, source)
+
+        ledger = self._ledger()
+        holder = self._acquire_lock(report)
+        if holder is not None:
+            report.status = "locked"
+            report.lock_holder = holder
+            return report
+        try:
+            return self._locked_run(report, source, ledger)
+        finally:
+            ledger.release_lock(self.lock_name, self._token)
+
+    def _locked_run(
+        self, report: RunReport, source: PlanInput, ledger: Ledger
+    ) -> RunReport:
+        report.since = self._since(source)
+        run_id = ledger.start_run(
+            self.ruleset,
+            self._as_of,
+            report.since,
+            host=self.host,
+            pid=self.pid,
+            at=self.clock(),
+        )
+        report.run_id = run_id
+        self._renew(force=True)
+        report.recovered = ledger.recover_interrupted(
+            self.ruleset, run_id, self.clock()
+        )
+
+        status = "aborted"
+        try:
+            with self._spool() as spool:
+                total = self._plan(report, source, spool)
+                if report.input_problems and self.settings.on_bad_record == "fail":
+                    status = RUN_INPUT_ERRORS
+                else:
+                    self._note(report, spool)
+                    self._send_all(report, spool, total)
+                    status = RUN_COMPLETED
+        except _LockLost:
+            status = RUN_LOCK_LOST
+            report.notes.append(
+                "another run took the lock (this run's lease expired); "
+                "this run stopped sending and left the rest planned"
+            )
+        finally:
+            report.status = status
+            ledger.finish_run(run_id, status, report.counts(), self.clock())
+        self._collect_provider_notes(report)
+        return report
+
+    def _dry_run(self, report: RunReport, source: PlanInput) -> RunReport:
+        """Plan and report what a run would do; write and send nothing."""
+        report.since = self._since(source)
+        with self._spool() as spool:
+            self._plan(report, source, spool)
+            states: dict[str, str] = {}
+            holders: dict[str, str] = {}
+            if self.ledger is not None:
+                sends = [a for a in _read(spool) if _is_send(a)]
+                found = self.ledger.states(a.id for a in sends)
+                states = {key: value.state for key, value in found.items()}
+                keys = [self._entry(a).step_key for a in sends]
+                holders = self.ledger.step_holders(k for k in keys if k)
+            for action in _read(spool):
+                report.add(self._foresee(action, states, holders))
+        report.status = RUN_INPUT_ERRORS if self._stops(report) else "dry_run"
+        return report
+
+    def _stops(self, report: RunReport) -> bool:
+        return bool(report.input_problems) and self.settings.on_bad_record == "fail"
+
+    def _ledger(self) -> Ledger:
+        assert self.ledger is not None
+        return self.ledger
+
+    def _since(self, source: PlanInput) -> dt.date | None:
+        """The first day the planner looks at (None: its own default)."""
+        if self.ledger is None:
+            return None
+        last = self.ledger.last_completed_as_of(self.ruleset)
+        if last is None:
+            return None
+        today = self._as_of.astimezone(self.zone).date()
+        grace_start = today - dt.timedelta(days=source.catch_up_days)
+        return min(last.astimezone(self.zone).date(), grace_start)
+
+    def now(self) -> dt.datetime:
+        """The run's instant plus the time it has been running."""
+        return self._as_of + dt.timedelta(seconds=time.monotonic() - self._started)
+
+    # -- the lock -----------------------------------------------------------
+
+    def _acquire_lock(self, report: RunReport) -> LockHolder | None:
+        """Take the run lock, waiting up to `lock_timeout`; return the
+        holder when it stays taken."""
+        ledger = self._ledger()
+        deadline = time.monotonic() + self.settings.lock_timeout
+        while True:
+            holder = ledger.try_lock(
+                self.lock_name,
+                self._token,
+                run_id=None,
+                host=self.host,
+                pid=self.pid,
+                at=self.clock(),
+                lease=self.settings.lock_lease,
+            )
+            if holder is None:
+                return None
+            if self._is_dead(holder) and ledger.take_over_lock(
+                self.lock_name,
+                holder,
+                self._token,
+                host=self.host,
+                pid=self.pid,
+                at=self.clock(),
+                lease=self.settings.lock_lease,
+            ):
+                report.notes.append(
+                    f"took over the lock of run {holder.run_id} (pid {holder.pid} "
+                    f"on {holder.host} is no longer running)"
+                )
+                return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return holder
+            time.sleep(min(0.25, remaining))
+
+    def _is_dead(self, holder: LockHolder) -> bool:
+        """A holder on this host whose process is gone. Holders on other
+        hosts are waited for until their lease expires."""
+        return (
+            holder.host == self.host
+            and holder.pid is not None
+            and holder.pid != self.pid
+            and not _pid_alive(holder.pid)
+        )
+
+    def _renew(self, *, force: bool = False) -> None:
+        """Extend the lease every third of its length; stop when lost."""
+        elapsed = time.monotonic() - self._renewed
+        if not force and elapsed < self.settings.lock_lease / 3:
+            return
+        renewed = self._ledger().renew_lock(
+            self.lock_name,
+            self._token,
+            at=self.clock(),
+            lease=self.settings.lock_lease,
+        )
+        if not renewed:
+            raise _LockLost()
+        self._renewed = time.monotonic()
+
+    # -- planning -----------------------------------------------------------
+
+    def _spool(self) -> tempfile.SpooledTemporaryFile[str]:
+        spool_dir = self.settings.spool_dir
+        if spool_dir is not None and not self.settings.dry_run:
+            spool_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            spool_dir = None  # a dry run leaves the state dir alone
+        return tempfile.SpooledTemporaryFile(
+            max_size=SPOOL_MEMORY_BYTES,
+            mode="w+",
+            encoding="utf-8",
+            newline="\n",
+            dir=None if spool_dir is None else str(spool_dir),
+            prefix="ruleset-plan-",
+            suffix=".jsonl",
+        )
+
+    def _plan(self, report: RunReport, source: PlanInput, spool: IO[str]) -> int:
+        """Plan everything into the spool; return the number of actions."""
+        total = 0
+        for action in source.plan(report.since):
+            spool.write(canonical_json(action.to_json()))
+            spool.write("\n")
+            report.planned[_planned_key(action)] += 1
+            total += 1
+            if not self.settings.dry_run and total % 1000 == 0:
+                self._renew()
+        report.input_problems = list(source.problems())
+        for problem in report.input_problems:
+            logger.warning("input problem: %s", problem)
+        return total
+
+    def _entry(self, action: Action) -> ActionEntry:
+        key = None
+        if action.kind == "message" and action.step is not None:
+            key = step_key(
+                self.ruleset,
+                action.customer_id,
+                action.invoice_ids,
+                action.step,
+                action.due_date,
+            )
+        return ActionEntry(
+            action_id=action.id,
+            ruleset=self.ruleset,
+            kind=action.kind,
+            customer_id=action.customer_id,
+            invoice_ids=action.invoice_ids,
+            step=action.step,
+            channel=action.channel,
+            channel_kind=action.channel_kind,
+            due_date=action.due_date,
+            step_key=key,
+        )
+
+    def _note(self, report: RunReport, spool: IO[str]) -> None:
+        """Record every action before the first send: planned messages as
+        `planned`, everything else as `skipped` with its reason."""
+        ledger = self._ledger()
+        run_id = report.run_id
+        assert run_id is not None
+        planned: list[ActionEntry] = []
+        skipped: list[ActionEntry] = []
+        reasons: dict[str, str] = {}
+
+        def flush() -> None:
+            ledger.note(planned, run_id, self.clock(), state=PLANNED)
+            ledger.note(skipped, run_id, self.clock(), state=SKIPPED, reasons=reasons)
+            planned.clear()
+            skipped.clear()
+            reasons.clear()
+            self._renew()
+
+        for action in _read(spool):
+            entry = self._entry(action)
+            if _is_send(action):
+                planned.append(entry)
+            else:
+                skipped.append(entry)
+                reasons[action.id] = action.decision
+            if len(planned) + len(skipped) >= _NOTE_BATCH:
+                flush()
+        flush()
+
+    # -- sending ------------------------------------------------------------
+
+    def _send_all(self, report: RunReport, spool: IO[str], total: int) -> None:
+        missing = sorted(
+            {a.channel or "-" for a in _read(spool) if _is_send(a)} - set(self.routes)
+        )
+        if missing:
+            raise RunnerError(f"no provider for channel(s): {', '.join(missing)}")
+
+        for done, action in enumerate(_read(spool), start=1):
+            self._renew()
+            report.add(self._handle(action, report))
+            if self.on_progress is not None:
+                self.on_progress(done, total)
+
+    def _handle(self, action: Action, report: RunReport) -> ActionOutcome:
+        outcome = _outcome(action)
+        if not _is_send(action):
+            return _not_a_send(action, outcome)
+
+        now = self.now()
+        if action.window_start is not None and now < action.window_start:
+            outcome.outcome = OUT_WAITING
+            return outcome
+        if action.window_end is not None and now >= action.window_end:
+            outcome.outcome, outcome.reason = OUT_SKIPPED, WINDOW_CLOSED
+            self._ledger().note(
+                [self._entry(action)],
+                self._run_id(report),
+                self.clock(),
+                state=SKIPPED,
+                reason=WINDOW_CLOSED,
+            )
+            return outcome
+        return self._send(action, outcome, report)
+
+    def _run_id(self, report: RunReport) -> int:
+        assert report.run_id is not None
+        return report.run_id
+
+    def _send(
+        self, action: Action, outcome: ActionOutcome, report: RunReport
+    ) -> ActionOutcome:
+        ledger = self._ledger()
+        run_id = self._run_id(report)
+        entry = self._entry(action)
+
+        self._faults.point("before_claim")
+        claim = ledger.claim(
+            entry, run_id, self.clock(), resend_unknown=self.settings.resend_unknown
+        )
+        if not claim.claimed:
+            outcome.outcome = OUT_SKIPPED
+            if claim.other_action is not None:
+                outcome.reason, outcome.other_action = STEP_SENT, claim.other_action
+            else:
+                outcome.reason = _NOT_CLAIMED.get(claim.state or "", claim.state)
+            return outcome
+        self._faults.point("after_claim")
+
+        route = self.routes[action.channel or "-"]
+
+        def record(attempt: Attempt) -> None:
+            if attempt.outcome == "sent":
+                self._faults.point("after_send")
+            final = attempt.outcome != "temporary" or attempt.retry_in is None
+            ledger.record_attempt(
+                action.id,
+                run_id,
+                number=attempt.number,
+                started_at=attempt.started_at,
+                finished_at=attempt.finished_at,
+                outcome=attempt.outcome,
+                provider=attempt.provider,
+                provider_message_id=attempt.provider_message_id,
+                error=attempt.error,
+                details=attempt.details,
+                final=final,
+            )
+
+        delivery = deliver(
+            route.provider,
+            outbound_message(action),
+            route.retries,
+            route.limiter,
+            self.sleep,
+            first_attempt=claim.first_attempt,
+            on_attempt=record,
+            clock=self.clock,
+        )
+        outcome.outcome = {
+            SENT: OUT_SENT,
+            FAILED_TEMPORARY: OUT_FAILED_TEMPORARY,
+            FAILED_PERMANENT: OUT_FAILED_PERMANENT,
+        }.get(delivery.status, OUT_UNKNOWN)
+        outcome.error = delivery.error
+        return outcome
+
+    def _foresee(
+        self, action: Action, states: Mapping[str, str], holders: Mapping[str, str]
+    ) -> ActionOutcome:
+        """What a real run would do with `action` (for --dry-run)."""
+        outcome = _outcome(action)
+        if not _is_send(action):
+            return _not_a_send(action, outcome)
+        now = self.now()
+        state = states.get(action.id)
+        holder = holders.get(self._entry(action).step_key or "")
+        if action.window_start is not None and now < action.window_start:
+            outcome.outcome = OUT_WAITING
+        elif action.window_end is not None and now >= action.window_end:
+            outcome.outcome, outcome.reason = OUT_SKIPPED, WINDOW_CLOSED
+        elif state in _NOT_CLAIMED and not (
+            state == UNKNOWN and self.settings.resend_unknown
+        ):
+            outcome.outcome, outcome.reason = OUT_SKIPPED, _NOT_CLAIMED[state]
+        elif holder is not None and holder != action.id:
+            outcome.outcome, outcome.reason = OUT_SKIPPED, STEP_SENT
+            outcome.other_action = holder
+        else:
+            outcome.outcome = OUT_WOULD_SEND
+        return outcome
+
+    def _collect_provider_notes(self, report: RunReport) -> None:
+        seen: set[int] = set()
+        for route in self.routes.values():
+            if id(route.provider) in seen:
+                continue
+            seen.add(id(route.provider))
+            report.notes.extend(getattr(route.provider, "problems", ()))
+
+
+def _is_send(action: Action) -> bool:
+    return action.kind == "message" and action.decision == "send"
+
+
+def _planned_key(action: Action) -> str:
+    return (
+        action.decision
+        if action.kind == "message"
+        else f"{action.kind}:{action.decision}"
+    )
+
+
+def _outcome(action: Action) -> ActionOutcome:
+    return ActionOutcome(
+        action_id=action.id,
+        customer_id=action.customer_id,
+        step=action.step,
+        channel=action.channel,
+        outcome=OUT_SKIPPED,
+        due_date=action.due_date,
+    )
+
+
+def _not_a_send(action: Action, outcome: ActionOutcome) -> ActionOutcome:
+    if action.kind != "message":
+        outcome.outcome, outcome.reason = OUT_RECORDED, action.decision
+    elif action.decision == "missed":
+        outcome.outcome = OUT_MISSED
+        outcome.reason = str(action.why.get("reason") or "missed")
+    else:
+        outcome.outcome, outcome.reason = OUT_SKIPPED, action.decision
+    return outcome
+
+
+def outbound_message(action: Action) -> OutboundMessage:
+    """The provider's view of a message action."""
+    message = dict(action.message or {})
+    body = message.pop("body", None)
+    subject = message.pop("subject", None)
+    html = message.pop("html", None)
+    return OutboundMessage(
+        action_id=action.id,
+        channel=action.channel or "",
+        channel_kind=action.channel_kind or "",
+        customer_id=action.customer_id,
+        address=action.address or "",
+        body=body or "",
+        subject=subject,
+        html=html,
+        extras=message,
+    )
+
+
+def _read(spool: IO[str]) -> Iterator[Action]:
+    spool.seek(0)
+    for line in spool:
+        yield action_from_json(json.loads(line, parse_float=Decimal))
+    spool.seek(0, os.SEEK_END)
+
+
+def action_from_json(data: Mapping[str, Any]) -> Action:
+    """An action back from its plan line (`Action.to_json`)."""
+    window = data.get("window")
+    cost = data.get("cost")
+    return Action(
+        id=data["id"],
+        kind=data["kind"],
+        decision=data["decision"],
+        customer_id=data["customer"],
+        invoice_ids=tuple(data["invoices"]),
+        segment=data.get("segment"),
+        step=data.get("step"),
+        channel=data.get("channel"),
+        channel_kind=data.get("channel_kind"),
+        address=data.get("address"),
+        due_date=_date(data.get("due_date")),
+        window_start=_datetime(window["start"]) if window else None,
+        window_end=_datetime(window.get("end")) if window else None,
+        message=data.get("message"),
+        cost=None if cost is None else Decimal(str(cost)),
+        details=dict(data.get("details") or {}),
+        why=dict(data.get("why") or {}),
+    )
+
+
+def _date(text: str | None) -> dt.date | None:
+    return None if text is None else dt.date.fromisoformat(text)
+
+
+def _datetime(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
