@@ -317,12 +317,13 @@ class ModelBuilder:
             if declared is not None:
                 fields[key.text] = declared
 
+        kind_key = inputs.key(kind) if inputs else None
         for name, type_name in REQUIRED_FIELDS[kind].items():
             found = fields.get(name)
             wanted = parse_type_name(type_name)
             if found is None:
                 self.error(
-                    node.location,
+                    kind_key.location if kind_key else node.location,
                     "E125",
                     f"`{kind}` must declare the field `{name}` ({type_name})",
                     "the engine relies on it",

@@ -105,7 +105,7 @@ def find_rulesets(path: str | os.PathLike[str]) -> list[Path]:
         raise FileNotFoundError(f"no such file or directory: {start}")
     found: list[Path] = []
     _search(start, found)
-    return found
+    return sorted(found)
 
 
 def is_policy_file(path: Path) -> bool:

@@ -30,6 +30,9 @@ from dsl.yamlread import (
     to_data,
 )
 
+# Patterns of names (segments, channels, the ruleset, ...): E114, not E116.
+_NAME_PATTERNS = frozenset({"^[a-z][a-z0-9_]*$", "^[a-z][a-z0-9_-]*$"})
+
 _TYPE_WORDS = {
     "string": "text",
     "number": "a number",
@@ -142,6 +145,12 @@ def _diagnose(error: ValidationError, root: YNode) -> Iterator[Diagnostic]:
         message = f"`{found}` is not allowed here; use one of: {', '.join(allowed)}"
         hint = trap_hint(node) or suggest(str(found), allowed)
         yield _error(node.location, "E113", message, hint)
+        return
+
+    if keyword == "pattern" and rule in _NAME_PATTERNS:
+        found = node.text if isinstance(node, YScalar) else str(error.instance)
+        reason = schema.get("errorMessage", "not a valid name")
+        yield _error(node.location, "E114", f"invalid name `{found}`: {reason}")
         return
 
     if keyword == "pattern":
