@@ -177,6 +177,10 @@ class _RowReader:
     def text(self, column: str) -> str:
         return (self.row.get(column) or "").strip()
 
+    def failed(self, column: str) -> bool:
+        """Whether reading `column` already gave a problem."""
+        return any(error.startswith(f"{column}:") for error in self.errors)
+
     def decimal(self, column: str) -> Decimal | None:
         """The number as written (never through float); None when empty."""
         text = self.text(column)
@@ -229,15 +233,16 @@ def read_loan(row: Mapping[str, str]) -> Loan:
         issue_month = dt.date(1, 1, 1)
 
     term = reader.whole("term")
-    if term not in TERMS:
+    if term not in TERMS and not reader.failed("term"):
         errors.append(f"term: {reader.text('term')!r} is not one of {TERMS} months")
 
     installment = reader.money("installment")
-    if installment <= 0:
+    if installment <= 0 and not reader.failed("installment"):
         errors.append(f"installment: {reader.text('installment')!r} is not positive")
     paid_total = reader.money("paid_total")
     paid_late_fees = reader.money("paid_late_fees")
-    if not 0 <= paid_late_fees <= paid_total:
+    amounts_read = not (reader.failed("paid_total") or reader.failed("paid_late_fees"))
+    if amounts_read and not 0 <= paid_late_fees <= paid_total:
         errors.append(
             f"paid_late_fees: {paid_late_fees} is not between 0 and paid_total"
             f" ({paid_total})"
@@ -286,10 +291,11 @@ def read_loan(row: Mapping[str, str]) -> Loan:
 def instalments_paid(loan: Loan) -> int:
     """Whole instalments the money paid covers, before any cap.
 
-    Rounded to the nearest instalment, not down: Lending Club's first
-    instalment carries interest from the issue date only, so a borrower who
-    paid every instalment has paid a few dollars less than n x installment
-    (the ratio sits at 4.97, 3.97, 2.97 for most loans).
+    Rounded to the nearest instalment, not down: for a borrower who paid
+    every instalment due, `paid_total` is a few dollars short of
+    n x installment (the ratio sits at 4.97, 3.97 and 2.97 for most loans
+    issued in January, February and March), so rounding down would count
+    one instalment too few and contradict the data set's medians.
     """
     ratio = (loan.paid_total - loan.paid_late_fees) / loan.installment
     return int(ratio.quantize(Decimal(1), ROUND_HALF_UP))
