@@ -28,7 +28,9 @@ from adapters.sources.config import (
     load_config_file,
     parse_config,
 )
+from adapters.sources.csvsource import CsvTable
 from adapters.sources.grouping import ON_ERROR, EmptyStream, GroupedSource, RowStream
+from adapters.sources.jsonl import JsonLinesFile
 from dsl.model import InputSchema
 from engine.records import RecordSource
 
@@ -161,8 +163,6 @@ def _open(config: SourceConfig, inputs: InputSchema, on_error: str) -> RecordSou
     hashes: list[tuple[str, str]] = []
     notes: list[str] = []
     if config.kind == "jsonl" and config.file is not None:
-        from adapters.sources.jsonl import JsonLinesFile
-
         if not config.file.is_file():
             raise SourceConfigError(
                 f"{config.origin}: file: no such file {config.file}"
@@ -195,13 +195,9 @@ def _open(config: SourceConfig, inputs: InputSchema, on_error: str) -> RecordSou
 
 def _table(
     config: SourceConfig, path: Path, collection: str, fields: dict[str, Any]
-) -> Any:
+) -> CsvTable | JsonLinesFile:
     if config.kind == "csv":
-        from adapters.sources.csvsource import CsvTable
-
         return CsvTable(path, collection, fields, config)
-    from adapters.sources.jsonl import JsonLinesFile
-
     return JsonLinesFile(path, collection, fields, config)
 
 

@@ -9,6 +9,7 @@ halfway through a run.
 
 from __future__ import annotations
 
+import _csv
 import codecs
 import csv
 import hashlib
@@ -96,7 +97,7 @@ class CsvTable:
             )
         self._positions = {name: positions[column] for name, column in mapping.items()}
 
-    def _reader(self, text: IO[str]) -> Iterator[list[str]]:
+    def _reader(self, text: IO[str]) -> _csv.Reader:
         return csv.reader(
             text,
             delimiter=self._config.delimiter,
@@ -116,12 +117,7 @@ class CsvTable:
 
     def rows(self) -> Iterator[RawRow]:
         with open_text(self.path, self._config.encoding) as text:
-            reader = csv.reader(
-                text,
-                delimiter=self._config.delimiter,
-                quotechar=self._config.quote,
-                strict=True,
-            )
+            reader = self._reader(text)
             next(reader, None)  # the header, checked when the source opened
             line = reader.line_num
             while True:
