@@ -73,6 +73,8 @@ def test_a_plain_folder_reads_every_declared_type() -> None:
     assert ana.invoices[0]["amount"] == Decimal("120.50")
     assert ana.invoices[0]["due_date"] == dt.date(2024, 10, 1)
     assert ana.invoices[0]["pix_code"] is None
+    assert ana.invoices[0]["settled_on"] is None
+    assert ana.invoices[1]["settled_on"] == dt.date(2024, 8, 30)
     assert ana.payments == [
         {
             "invoice_id": "F2",
