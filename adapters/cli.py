@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from adapters.commands import planning, running, validating
+from adapters.commands import planning, running, testing, validating
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +18,4 @@ main.add_command(validating.schema)
 main.add_command(planning.plan)
 main.add_command(planning.explain)
 main.add_command(running.run)
+main.add_command(testing.test)
