@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 from dsl.diagnostics import Location
 from dsl.model import Calendar, TimeRange, Window
-from engine.records import CustomerRecords
+from engine.records import CustomerRecords, RecordProblem
 
 HERE = Location("test.yaml", 1, 1)
 
@@ -94,3 +95,21 @@ def records(
     payments: Sequence[dict[str, Any]] = (),
 ) -> CustomerRecords:
     return CustomerRecords(dict(customer), list(invoices), list(payments))
+
+
+class ListSource:
+    """A `RecordSource` over customers held in a list (for engine tests)."""
+
+    def __init__(self, customers: Sequence[CustomerRecords]) -> None:
+        self._customers = list(customers)
+        self.problems: list[RecordProblem] = []
+        self.read = 0
+
+    def customers(self) -> Iterator[CustomerRecords]:
+        for records in self._customers:
+            self.read += 1
+            yield records
+
+    def digest(self) -> str:
+        text = repr([(r.customer, r.invoices, r.payments) for r in self._customers])
+        return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
