@@ -72,6 +72,12 @@ _SECRET_KEY = re.compile(
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]*:([^/@]*)@", re.IGNORECASE)
 _TABLE_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,30}")
 
+# The tags plain YAML data gets; anything else was written as an explicit
+# tag (`!!python/name:...`, `!custom`) and is refused.
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+)
 _PLAIN_NULL = {"", "~", "null", "Null", "NULL"}
 _PLAIN_TRUE = {"true", "True", "TRUE"}
 _PLAIN_FALSE = {"false", "False", "FALSE"}
@@ -213,6 +219,7 @@ class _Document:
     def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.places: dict[tuple[Any, ...], str] = {}
+        self.key_places: dict[tuple[Any, ...], str] = {}
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
@@ -230,28 +237,31 @@ class _Document:
         return f"{self.name}:{mark.line + 1}:{mark.column + 1}"
 
     def where(self, path: tuple[Any, ...]) -> str:
+        """The place of the value at `path` (or of its nearest parent)."""
         while path and path not in self.places:
             path = path[:-1]
         return self.places.get(path, self.name)
 
+    def key_where(self, path: tuple[Any, ...]) -> str:
+        """The place of the key that ends `path`."""
+        return self.key_places.get(path) or self.where(path)
+
     def _convert(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
         self.places[path] = self._place(node.start_mark)
-        if not node.tag.startswith("tag:yaml.org,2002:"):
+        if node.tag not in _PLAIN_TAGS:
             raise RunConfigError(
                 f"tags such as {node.tag} are not allowed", self.where(path)
             )
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
+                place = self._place(key_node.start_mark)
                 if not isinstance(key_node, yaml.ScalarNode):
-                    raise RunConfigError(
-                        "keys must be plain words", self._place(key_node.start_mark)
-                    )
+                    raise RunConfigError("keys must be plain words", place)
                 key = key_node.value
                 if key in result:
-                    raise RunConfigError(
-                        f"duplicate key {key!r}", self._place(key_node.start_mark)
-                    )
+                    raise RunConfigError(f"duplicate key {key!r}", place)
+                self.key_places[(*path, key)] = place
                 result[key] = self._convert(value_node, (*path, key))
             return result
         if isinstance(node, yaml.SequenceNode):
@@ -335,8 +345,9 @@ class _Reader:
     ) -> None:
         for key in data:
             if key not in keys:
-                raise self.fail(
-                    (*path, key), f"unknown key {key!r}{_did_you_mean(key, keys)}"
+                raise RunConfigError(
+                    f"unknown key {key!r}{_did_you_mean(key, keys)}",
+                    self.document.key_where((*path, key)),
                 )
 
     def _check_secrets(self, value: Any, path: tuple[Any, ...]) -> None:
