@@ -187,13 +187,15 @@ def _diagnose(error: ValidationError, root: YNode) -> Iterator[Diagnostic]:
 def _unknown_keys(node: YMap, schema: dict[str, Any]) -> Iterator[Diagnostic]:
     known = list(schema.get("properties", {}))
     patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    # Keys matched by a pattern (days of a window) are listed by example.
+    examples = list(schema.get("x-key-examples", []))
     for key_node, _ in node:
         key = key_node.text
         if key in known or any(p.search(key) for p in patterns):
             continue
-        hint = suggest(key, known)
+        hint = suggest(key, known + examples)
         if hint is None and known and len(known) <= 12:
-            hint = "known keys: " + ", ".join(known)
+            hint = "known keys: " + ", ".join(known + examples)
         yield _error(key_node.location, "E110", f"unknown key `{key}`", hint)
 
 

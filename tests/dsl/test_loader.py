@@ -122,7 +122,7 @@ def test_find_rulesets_finds_ruleset_directories_and_single_files(
     (nested / "a.yaml").write_text(MINI)
     (nested / "b.yaml").write_text(MINI.replace("ruleset: mini", "ruleset: other"))
     tests = varejo / "tests"
-    tests.mkdir()
+    tests.mkdir(exist_ok=True)
     (tests / "x.yaml").write_text(MINI)
     (varejo / "lembrete.test.yaml").write_text(MINI)
 
