@@ -133,6 +133,9 @@ class Options:
         """The value of the environment variable an `*_env` option names."""
         if not key.endswith("_env"):
             raise AssertionError(f"secret option {key!r} must end in _env")
+        literal = key.removesuffix("_env")
+        if literal in self._options:
+            raise self._literal_secret(literal)
         variable = self.text(key, _MISSING if required else None)
         if variable is None:
             return None
@@ -174,15 +177,18 @@ class Options:
             headers[name] = self.expand(value, where)
         return headers
 
+    def _literal_secret(self, key: str) -> ProviderConfigError:
+        return self.error(
+            "secrets come from the environment, never from the configuration "
+            f"file: write `{key}_env: VARIABLE_NAME`",
+            key,
+        )
+
     def finish(self) -> None:
         """Reject keys that no reader asked for, with a hint."""
         for key in sorted(set(self._options) - self._read, key=str):
             if f"{key}_env" in self._read:
-                raise self.error(
-                    "secrets come from the environment, never from the "
-                    f"configuration file: write `{key}_env: VARIABLE_NAME`",
-                    str(key),
-                )
+                raise self._literal_secret(str(key))
             hint = difflib.get_close_matches(str(key), sorted(self._read), n=1)
             suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise self.error(f"unknown option{suffix}", str(key))

@@ -266,9 +266,11 @@ class SmtpProvider:
                 # RFC 8058 one-click: mailbox providers POST this body.
                 mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 
-        mail.set_content(message.body)
+        # Quoted-printable keeps the whole message 7-bit ASCII, so it goes
+        # through servers that do not offer 8BITMIME.
+        mail.set_content(message.body, cte="quoted-printable")
         if message.html:
-            mail.add_alternative(message.html, subtype="html")
+            mail.add_alternative(message.html, subtype="html", cte="quoted-printable")
         return mail
 
     def message_id(self, message: OutboundMessage) -> str:

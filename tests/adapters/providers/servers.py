@@ -124,6 +124,9 @@ class HttpServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; without this,
+            # Nagle and delayed ACKs add ~40 ms to every answer.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -227,7 +230,48 @@ class _Recorder:
         self.mail: list[ReceivedMail] = []
         self.data_answers: deque[str] = deque()
         self.rcpt_answers: deque[str] = deque()
-        self.sessions = 0
+        self.authenticated: list[str] = []
+        self._sessions: list[Session] = []  # one per connection
+        self._tls_sessions: list[Session] = []
+
+    @property
+    def sessions(self) -> int:
+        """Connections that said EHLO."""
+        return len(self._sessions)
+
+    @property
+    def tls_sessions(self) -> int:
+        """Connections that sent mail over TLS."""
+        return len(self._tls_sessions)
+
+    async def handle_EHLO(
+        self,
+        server: SMTPServerProtocol,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # this hook takes over aiosmtpd's own
+        if not any(known is session for known in self._sessions):
+            self._sessions.append(session)
+        return responses
+
+    async def handle_MAIL(
+        self,
+        server: SMTPServerProtocol,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if session.ssl is not None and not any(
+            known is session for known in self._tls_sessions
+        ):
+            self._tls_sessions.append(session)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self,
@@ -316,6 +360,7 @@ class SmtpServer:
         if isinstance(auth_data, LoginPassword) and self.users is not None:
             user = auth_data.login.decode()
             if self.users.get(user) == auth_data.password.decode():
+                self.recorder.authenticated.append(user)
                 return AuthResult(success=True)
         return AuthResult(success=False, handled=False)
 
