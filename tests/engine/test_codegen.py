@@ -10,6 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsl.ast import Attribute, Name, Template
 from dsl.checker import check_expression, check_template
@@ -512,3 +514,133 @@ def test_unchecked_trees_are_refused() -> None:
 def test_widening_at_the_top_keeps_other_types() -> None:
     assert evaluate("invoice.due_date", expected=DATE) == dt.date(2025, 3, 17)
     assert evaluate("customer.rate", expected=MONEY) == Decimal("0.25")
+
+
+# Checker and generator agree -------------------------------------------------------
+
+PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "int": (int,),
+    "decimal": (Decimal,),
+    "money": (Decimal,),
+    "string": (str,),
+    "date": (dt.date,),
+}
+
+
+def _typed_expressions() -> dict[str, st.SearchStrategy[str]]:
+    """Random expressions of each type, mostly well-typed by construction."""
+
+    def call(name: str, *parts: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.tuples(*parts).map(lambda args: f"{name}({', '.join(args)})")
+
+    def infix(
+        left: st.SearchStrategy[str], ops: list[str], right: st.SearchStrategy[str]
+    ) -> st.SearchStrategy[str]:
+        return st.tuples(left, st.sampled_from(ops), right).map(
+            lambda parts: "(" + " ".join(parts) + ")"
+        )
+
+    numbers = [
+        "customer.late",
+        "customer.rate",
+        "invoice.amount",
+        "1",
+        "2.5",
+        "0",
+        "exposure",
+        "score",
+        "offer.total",
+        "history.late_count(6 months)",
+        "history.avg_days_late(1 year)",
+    ]
+    spans = ["3 days", "1 month", "2 business days", "customer.grace", "1 year"]
+    days = ["today", "invoice.due_date", "2024-02-29", "offer.new_due_date"]
+    texts = ["customer.name", "'x'", "grade", "invoice.status"]
+    truths = [
+        "customer.in_negotiation",
+        "true",
+        "customer.phone == null",
+        "customer.vip != null",
+        "'app' in customer.tags",
+    ]
+
+    number = st.deferred(
+        lambda: st.one_of(
+            st.sampled_from(numbers),
+            infix(number, ["+", "-", "*", "/"], number),
+            number.map(lambda x: f"-{x}"),
+            call("min", number, number),
+            call("max", number, number, number),
+            call("abs", number),
+            call("round", number, st.just("1")),
+            call("coalesce", st.just("null"), number),
+            call("len", text),
+            call("days_between", day, day),
+        )
+    )
+    day = st.deferred(
+        lambda: st.one_of(
+            st.sampled_from(days),
+            infix(day, ["+", "-"], st.sampled_from(spans)),
+            call("max", day, day),
+            call("coalesce", st.just("customer.birthday"), day),
+        )
+    )
+    text = st.deferred(
+        lambda: st.one_of(
+            st.sampled_from(texts),
+            call("lower", text),
+            call("upper", text),
+            call("coalesce", st.just("customer.phone"), text),
+        )
+    )
+    truth = st.deferred(
+        lambda: st.one_of(
+            st.sampled_from(truths),
+            infix(number, ["==", "!=", "<", ">="], number),
+            infix(day, ["<", "==", ">="], day),
+            infix(text, ["==", "<"], text),
+            text.map(lambda x: f"{x} in ['x', 'medio']"),
+            infix(truth, ["and", "or"], truth),
+            truth.map(lambda x: f"not {x}"),
+            st.tuples(number, number, number).map(
+                lambda n: f"{n[0]} between {n[1]} and {n[2]}"
+            ),
+            call("coalesce", st.just("customer.vip"), truth),
+        )
+    )
+    return {"number": number, "date": day, "string": text, "bool": truth}
+
+
+TYPED = _typed_expressions()
+SCOPES = [
+    scope(),
+    scope(
+        customer(phone=None, late=0, vip=True, birthday=dt.date(2000, 2, 29)),
+        invoice(amount=Decimal("0.01"), status="paid"),
+    ),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(*TYPED.values()))
+def test_values_have_the_checked_type(text: str) -> None:
+    expr, diagnostics = check_expression(text, where, OFFERS)
+    if expr is None:
+        # Only the rules that random numbers can break: money * money,
+        # number / money, and the depth limit.
+        assert {d.code for d in diagnostics} <= {"E302", "E201"}, text
+        return
+    function = compile_expression(expr)
+    for the_scope in SCOPES:
+        try:
+            value = function(the_scope)
+        except EvaluationError as error:
+            assert error.location == where(0)
+            continue
+        kinds = PYTHON_TYPES[expr.type.name]
+        assert isinstance(value, kinds), (text, expr.type, value)
+        assert not isinstance(value, float)
+        if expr.type.name in ("int", "date"):
+            assert not isinstance(value, bool | dt.datetime), (text, value)
