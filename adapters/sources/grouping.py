@@ -113,6 +113,7 @@ class GroupedSource:
             )
         }
         self._base_notes = list(self.notes)
+        self._null_words = frozenset(options.null_words)
 
     def digest(self) -> str:
         return self._digest()
@@ -139,6 +140,11 @@ class GroupedSource:
         (the records pass reports that)."""
         if row.error is not None or name not in row.values:
             return None
+        raw = row.values[name]
+        if isinstance(raw, str):
+            # The common case, kept fast: keys are read on every pass.
+            text = raw.strip()
+            return None if text in self._null_words else text
         try:
             value = self._parsers[collection][name].parse(row.values[name])
         except ValueProblem:
@@ -300,14 +306,16 @@ class GroupedSource:
 
     def _parse(self, collection: str, row: RawRow) -> Record | None:
         """The typed record, or None after reporting each problem in it."""
+        if row.error is None:
+            record, errors = parse_fields(self._parsers[collection], row.values)
+            if not errors:
+                return record
+        else:
+            errors = [row.error]
         record_id = self._key(collection, _ID_FIELD[collection], row)
-        if row.error is not None:
-            self._report(row, record_id, row.error)
-            return None
-        record, errors = parse_fields(self._parsers[collection], row.values)
         for message in errors:
             self._report(row, record_id, message)
-        return None if errors else record
+        return None
 
     def _assemble(
         self, row: RawRow, invoice_rows: list[RawRow], payment_rows: list[RawRow]
