@@ -24,6 +24,8 @@ unusable `--data`.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -49,6 +51,8 @@ from engine.records import RecordSource
 
 # Actions stay in memory up to this size before the spool moves to disk.
 SPOOL_BYTES = 8 * 1024 * 1024
+
+_QUOTED = re.compile(r" '[^']*'")
 
 # How many rendered messages the table shows.
 SAMPLE_MESSAGES = 5
@@ -238,7 +242,7 @@ def plan(
 def _destination(output: str | None) -> Iterator[IO[bytes]]:
     """Bytes, so the locale never picks the encoding or the line ends."""
     if output is None:
-        stream = click.get_binary_stream("stdout")
+        stream = sys.stdout.buffer
         yield stream
         stream.flush()
         return
@@ -326,8 +330,9 @@ def _reason(action: Action) -> str:
     if action.decision == "suppressed":
         return str(why.get("suppressed_by", ""))
     if action.decision == "unreachable":
-        reasons = sorted({r["reason"].split(" '")[0] for r in why["channels_rejected"]})
-        return "; ".join(reasons)
+        # "phone number '123' has the wrong length" groups without the number.
+        reasons = {_QUOTED.sub("", r["reason"]) for r in why["channels_rejected"]}
+        return "; ".join(sorted(reasons))
     reason = str(why.get("reason", ""))
     # Window reasons name the day; keep the part that is the same each day.
     return reason.split(" (")[0]
