@@ -42,7 +42,7 @@ from dsl.ast import (
     Unary,
 )
 from dsl.diagnostics import Diagnostic, Location, Severity
-from dsl.expressions import Locate, parse, parse_template_parts
+from dsl.expressions import Locate, describe, parse, parse_template_parts
 from dsl.library import (
     FUNCTIONS,
     HISTORY_AGGREGATES,
@@ -196,7 +196,8 @@ class _Checker:
         if choice is None:
             wanted = " or ".join(str(choice.as_required()) for choice in choices)
             message = f"expected {wanted}, but this expression is {result}"
-            return self.error(node.location, "E307", message, _fit_hint(result))
+            hint = _fit_hint(result, choices)
+            return self.error(node.location, "E307", message, hint)
         if result.nullable and not choice.nullable:
             message = f"`{describe(node)}` may be empty, and a value is required here"
             hint = "use coalesce(value, fallback)"
@@ -673,8 +674,8 @@ def _fit(result: Type, choices: tuple[Type, ...]) -> Type | None:
     return None
 
 
-def _fit_hint(result: Type) -> str | None:
-    if result.name in ("money", "decimal", "int"):
+def _fit_hint(result: Type, choices: tuple[Type, ...]) -> str | None:
+    if BOOL in choices and result.name in NUMERIC:
         return "compare it, e.g. `invoice.amount_due >= 50.00`"
     return None
 
@@ -682,40 +683,3 @@ def _fit_hint(result: Type) -> str | None:
 def _did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
-
-
-def describe(node: Node) -> str:
-    """The expression back as text, shortened, for messages."""
-    text = _unparse(node)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _unparse(node: Node) -> str:
-    match node:
-        case Literal(value=None):
-            return "null"
-        case Literal(value=bool() as flag):
-            return "true" if flag else "false"
-        case Literal(value=str() as text):
-            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        case Literal(value=value):
-            return str(value)
-        case DurationLit(amount=amount, unit=unit):
-            return f"{amount} {unit.replace('_', ' ')}"
-        case ListLit(items=items):
-            return "[" + ", ".join(_unparse(item) for item in items) + "]"
-        case Name(name=name):
-            return name
-        case Attribute(target=target, name=name):
-            return f"{_unparse(target)}.{name}"
-        case Call(function=function, args=args):
-            return f"{function}({', '.join(_unparse(arg) for arg in args)})"
-        case Unary(op="not", operand=operand):
-            return f"not {_unparse(operand)}"
-        case Unary(op=op, operand=operand):
-            return f"{op}{_unparse(operand)}"
-        case Binary(op=op, left=left, right=right):
-            return f"{_unparse(left)} {op} {_unparse(right)}"
-        case Between(value=value, low=low, high=high):
-            return f"{_unparse(value)} between {_unparse(low)} and {_unparse(high)}"
-    return "?"  # pragma: no cover - every node kind is listed above

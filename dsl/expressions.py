@@ -541,7 +541,8 @@ def _syntax_error(text: str, error: UnexpectedInput, locate: Locate) -> Diagnost
     if isinstance(error, UnexpectedCharacters):
         return _bad_character(text, error.pos_in_stream or 0, locate)
 
-    assert isinstance(error, UnexpectedToken)
+    if not isinstance(error, UnexpectedToken):  # UnexpectedEOF: Earley only
+        return _error(locate(len(text.rstrip())), "E202", "unexpected end")
     token = error.token
     # `accepts` is exact where `expected` may merge states of the LALR table.
     acceptable = set(error.accepts or error.expected)
@@ -602,3 +603,40 @@ def _expected_words(expected: set[str]) -> str:
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def describe(node: Node) -> str:
+    """The expression back as text, shortened, for messages."""
+    text = _unparse(node)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _unparse(node: Node) -> str:
+    match node:
+        case Literal(value=None):
+            return "null"
+        case Literal(value=bool() as flag):
+            return "true" if flag else "false"
+        case Literal(value=str() as text):
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        case Literal(value=value):
+            return str(value)
+        case DurationLit(amount=amount, unit=unit):
+            return f"{amount} {unit.replace('_', ' ')}"
+        case ListLit(items=items):
+            return "[" + ", ".join(_unparse(item) for item in items) + "]"
+        case Name(name=name):
+            return name
+        case Attribute(target=target, name=name):
+            return f"{_unparse(target)}.{name}"
+        case Call(function=function, args=args):
+            return f"{function}({', '.join(_unparse(arg) for arg in args)})"
+        case Unary(op="not", operand=operand):
+            return f"not {_unparse(operand)}"
+        case Unary(op=op, operand=operand):
+            return f"{op}{_unparse(operand)}"
+        case Binary(op=op, left=left, right=right):
+            return f"{_unparse(left)} {op} {_unparse(right)}"
+        case Between(value=value, low=low, high=high):
+            return f"{_unparse(value)} between {_unparse(low)} and {_unparse(high)}"
+    return "?"  # pragma: no cover - every node kind is listed above

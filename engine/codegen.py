@@ -46,8 +46,7 @@ from dsl.ast import (
     Template,
     Unary,
 )
-from dsl.checker import describe
-from dsl.expressions import children_of
+from dsl.expressions import children_of, describe
 from dsl.library import FUNCTIONS, HISTORY_AGGREGATES, ROOT_NAMES
 from dsl.model import Expr
 from dsl.types import Type
