@@ -232,13 +232,16 @@ class GroupedSource:
 
         def belongs(collection: str, row: RawRow) -> int | None:
             """Owner position of a usable row; None (reported) otherwise."""
+            # A row whose keys cannot be read was left out of the index; it
+            # must not take part in the merge either.
+            keys = (
+                ("id", "customer_id") if collection == "invoices" else ("invoice_id",)
+            )
+            if any(self._key(collection, key, row) is None for key in keys):
+                self._parse(collection, row)  # reports what is unreadable
+                return None
             owner = self._owner(index, collection, row)
             if owner is None:
-                if self._key(collection, _ID_FIELD[collection], row) is None or (
-                    collection == "invoices"
-                    and self._key("invoices", "customer_id", row) is None
-                ):
-                    self._parse(collection, row)  # reports what is unreadable
                 return None  # unknown parent: reported in pass 1
             if collection == "invoices" and is_repeat(collection, row):
                 return None
@@ -254,23 +257,32 @@ class GroupedSource:
                 taken: list[RawRow] = []
                 while (row := stream.peek()) is not None:
                     owner = belongs(collection, row)
-                    if owner is None:
-                        stream.next()
-                    elif owner == position:
-                        taken.append(stream.next())
-                    else:
+                    if owner is not None and owner > position:
                         break
+                    stream.next()
+                    if owner == position:
+                        taken.append(row)
+                    elif owner is not None:
+                        out_of_order(collection, row)
                 return taken
+
+            def out_of_order(collection: str, row: RawRow) -> None:
+                """Cannot happen once the index found the input grouped;
+                reported all the same rather than lost."""
+                record_id = self._key(collection, _ID_FIELD[collection], row)
+                self._report(row, record_id, "left out: not in its customer's group")
 
             for position, row in self._customer_rows(index, is_repeat):
                 group_invoices = take(invoices, "invoices", position)
                 group_payments = take(payments, "payments", position)
                 yield from self._assemble(row, group_invoices, group_payments)
-            # Rows left over belong to no customer yielded: all were reported
-            # in pass 1 or by `belongs`, so draining only completes reports.
+            # Rows left over belong to no customer: reading them completes
+            # the reports.
             for collection, stream in (("invoices", invoices), ("payments", payments)):
                 while stream.peek() is not None:
-                    belongs(collection, stream.next())
+                    row = stream.next()
+                    if belongs(collection, row) is not None:
+                        out_of_order(collection, row)
             return
 
         held: dict[str, dict[int, list[RawRow]]] = {

@@ -327,3 +327,40 @@ def test_relative_specs_use_base_dir() -> None:
 def test_a_missing_folder_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(SourceConfigError, match="no such file or folder"):
         open_source(str(tmp_path / "nowhere"), SMALL)
+
+
+def test_a_row_without_its_id_does_not_hold_up_the_merge(tmp_path: Path) -> None:
+    # F? has no id but a customer that came earlier: it must be reported
+    # and must not stop C2 and C3 from getting their invoices.
+    folder = small_folder(
+        tmp_path,
+        "id,name,limit\nC1,Ana,1\nC2,Bia,2\nC3,Caio,3\n",
+        "id,customer_id,amount,due_date\n"
+        "F1,C1,1,2024-10-01\n"
+        "F2,C2,2,2024-10-01\n"
+        ",C1,9,2024-10-01\n"
+        "F3,C2,3,2024-10-01\n"
+        "F4,C3,4,2024-10-01\n",
+        "invoice_id,amount,paid_on\nF2,1,2024-09-01\n,1,2024-09-01\nF4,1,2024-09-01\n",
+    )
+    source = open_source(str(folder), SMALL)
+    customers = read_all(source)
+
+    assert [i["id"] for i in customers["C2"].invoices] == ["F2", "F3"]
+    assert [i["id"] for i in customers["C3"].invoices] == ["F4"]
+    assert [p["invoice_id"] for p in customers["C3"].payments] == ["F4"]
+    assert [(p.source, p.row, p.message) for p in source.problems] == [
+        (
+            "invoices.csv",
+            4,
+            "id: is empty, but the field is declared string"
+            " (declare it string? to allow empty values)",
+        ),
+        (
+            "payments.csv",
+            3,
+            "invoice_id: is empty, but the field is declared string"
+            " (declare it string? to allow empty values)",
+        ),
+    ]
+    assert not any("memory" in note for note in source.notes)
