@@ -440,7 +440,7 @@ class Runner:
             states: dict[str, str] = {}
             holders: dict[str, str] = {}
             if self.ledger is not None:
-                sends = [a for a in _read(spool) if _is_send(a)]
+                sends = [a for a in _read(spool) if _is_send(a) or _is_missed(a)]
                 found = self.ledger.states(a.id for a in sends)
                 states = {key: value.state for key, value in found.items()}
                 keys = [self._entry(a).step_key for a in sends]
@@ -637,6 +637,14 @@ class Runner:
 
     def _handle(self, action: Action, report: RunReport) -> ActionOutcome:
         outcome = _outcome(action)
+        if _is_missed(action):
+            # The last run's day is planned again (its later windows may
+            # not have been reached); what it did send is not "missed".
+            key = self._entry(action).step_key
+            found = self._ledger().states([action.id]).get(action.id)
+            holders = self._ledger().step_holders([key] if key else [])
+            states = {action.id: found.state} if found else {}
+            return _missed(action, outcome, states, holders, key)
         if not _is_send(action):
             return _not_a_send(action, outcome)
 
@@ -723,11 +731,14 @@ class Runner:
     ) -> ActionOutcome:
         """What a real run would do with `action` (for --dry-run)."""
         outcome = _outcome(action)
+        key = self._entry(action).step_key
+        if _is_missed(action):
+            return _missed(action, outcome, states, holders, key)
         if not _is_send(action):
             return _not_a_send(action, outcome)
         now = self.now()
         state = states.get(action.id)
-        holder = holders.get(self._entry(action).step_key or "")
+        holder = holders.get(key or "")
         if action.window_start is not None and now < action.window_start:
             outcome.outcome = OUT_WAITING
         elif action.window_end is not None and now >= action.window_end:
@@ -754,6 +765,30 @@ class Runner:
 
 def _is_send(action: Action) -> bool:
     return action.kind == "message" and action.decision == "send"
+
+
+def _is_missed(action: Action) -> bool:
+    return action.kind == "message" and action.decision == "missed"
+
+
+def _missed(
+    action: Action,
+    outcome: ActionOutcome,
+    states: Mapping[str, str],
+    holders: Mapping[str, str],
+    key: str | None,
+) -> ActionOutcome:
+    """A missed step, unless the ledger shows it went out after all."""
+    holder = holders.get(key or "")
+    if states.get(action.id) == SENT or holder == action.id:
+        outcome.outcome, outcome.reason = OUT_SKIPPED, ALREADY_SENT
+    elif holder is not None:
+        outcome.outcome, outcome.reason = OUT_SKIPPED, STEP_SENT
+        outcome.other_action = holder
+    else:
+        outcome.outcome = OUT_MISSED
+        outcome.reason = str(action.why.get("reason") or "missed")
+    return outcome
 
 
 def _planned_key(action: Action) -> str:

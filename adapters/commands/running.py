@@ -243,13 +243,22 @@ def run(
     raise SystemExit(report.exit_code)
 
 
+_log_handler: logging.Handler | None = None
+
+
 def _configure_logging(level: str) -> None:
-    """The CLI, not the library, decides where log lines go."""
-    logging.basicConfig(
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    """The CLI, not the library, decides where log lines go: stderr, with
+    one handler that a second invocation in the same process replaces."""
+    global _log_handler
+    root = logging.getLogger()
+    if _log_handler is not None:
+        root.removeHandler(_log_handler)
+    _log_handler = logging.StreamHandler(sys.stderr)
+    _log_handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
-    logging.getLogger().setLevel(level.upper())
+    root.addHandler(_log_handler)
+    root.setLevel(level.upper())
 
 
 def _load(path: str) -> tuple[Ruleset, CompiledRuleset]:
