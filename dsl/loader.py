@@ -75,7 +75,9 @@ def check_ruleset(
         built = builder.build()
         diagnostics.extend(builder.diagnostics)
         diagnostics.extend(crosscheck.cross_check(root))
-        if built is not None:
+        # The builder skips what the schema rejected, so a model may come
+        # out of a tree with errors; it is only trusted when there are none.
+        if built is not None and not _has_error(diagnostics):
             diagnostics.extend(sms.check_sms(built))
             ruleset = dataclasses.replace(
                 built,
@@ -84,9 +86,13 @@ def check_ruleset(
             )
 
     diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)
-    if any(d.severity is Severity.ERROR for d in diagnostics):
+    if _has_error(diagnostics):
         ruleset = None
     return ruleset, diagnostics
+
+
+def _has_error(diagnostics: list[Diagnostic]) -> bool:
+    return any(d.severity is Severity.ERROR for d in diagnostics)
 
 
 def find_rulesets(path: str | os.PathLike[str]) -> list[Path]:
