@@ -371,3 +371,22 @@ def test_an_unknown_driver_is_a_config_error() -> None:
     }
     with pytest.raises(SourceConfigError, match="url"):
         open_source(config, SCHEMA)
+
+
+def test_rows_come_through_server_side_cursors(database: Database) -> None:
+    if database.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite reads rows from the file as they are fetched")
+    source = open_source(tables_config(database), SCHEMA)
+    engine = source._streams["customers"]._engine  # type: ignore[attr-defined]
+    cursors: list[str] = []
+
+    def record(conn: Any, cursor: Any, *args: Any) -> None:
+        cursors.append(type(cursor).__name__)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    list(source.customers())
+
+    # Two passes over three statements, each on a server-side cursor:
+    # psycopg's ServerCursor, PyMySQL's SSCursor.
+    assert len(cursors) == 6
+    assert set(cursors) <= {"ServerCursor", "SSCursor", "SSDictCursor"}
