@@ -1,4 +1,4 @@
-"""Data sources: CSV, JSON Lines, SQL and the UCI credit-card mapping.
+"""Data sources: CSV, JSON Lines, SQL, and mappings of two real data sets.
 
 `open_source` turns a source specification into a `RecordSource` (see
 engine/records.py). A specification is one of:
