@@ -14,6 +14,7 @@ unusable `--data`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,9 +22,22 @@ from typing import Any, NoReturn
 import click
 
 from adapters import exitcodes
+from adapters.commands.planning import data_option, on_bad_record_option
 from adapters.commands.validating import DEFAULT_PATH
+from adapters.diff import (
+    DiffError,
+    RevisionError,
+    diff_rulesets,
+    format_json,
+    format_markdown,
+    format_text,
+    resolved_ruleset,
+)
 from adapters.policytest import COVERAGE_KINDS, CaseResult, TestRun, run_tests
-from dsl.diagnostics import Diagnostic
+from adapters.sources import SourceConfigError
+from dsl.diagnostics import Diagnostic, PolicyError
+from dsl.loader import load_ruleset
+from engine.compiler import CompiledRuleset, CompileError, compile_ruleset
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -67,7 +81,9 @@ def test(
     below = run.below(min_coverage) if min_coverage is not None else []
 
     if output_format == "json":
-        click.echo(json.dumps(_run_json(run, min_coverage), indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(_run_json(run, min_coverage), indent=2, ensure_ascii=False)
+        )
     else:
         for line in _run_text(run, min_coverage, verbose):
             click.echo(line)
@@ -86,7 +102,9 @@ def _run_text(run: TestRun, minimum: float | None, verbose: bool) -> list[str]:
         if result.passed and not verbose:
             continue
         lines.append(f"{result.case.location}: {_status(result)} {result.case.name}")
-        lines += [f"  {failure.location}: {failure.message}" for failure in result.failures]
+        lines += [
+            f"  {failure.location}: {failure.message}" for failure in result.failures
+        ]
 
     if lines:
         lines.append("")
@@ -158,7 +176,161 @@ def _run_json(run: TestRun, minimum: float | None) -> dict[str, Any]:
             "failed": len(run.failed),
             "below_min_coverage": [
                 {"ruleset": coverage.ruleset, "kind": kind}
-                for coverage, kind in (run.below(minimum) if minimum is not None else [])
+                for coverage, kind in (
+                    run.below(minimum) if minimum is not None else []
+                )
             ],
         },
     }
+
+
+# ruleset diff -------------------------------------------------------------
+
+# A longer range is rarely what a reviewer means, and costs a plan per
+# customer per day.
+MAX_DAYS = 366
+
+
+def _load(spec: str, path: Path) -> CompiledRuleset:
+    """Load and compile one side of the diff, or exit 4 with diagnostics."""
+    try:
+        ruleset = load_ruleset(path)
+    except PolicyError as error:
+        for diagnostic in error.diagnostics:
+            click.echo(str(diagnostic), err=True)
+        _fail(f"{spec}: the ruleset is not valid", exitcodes.CONFIG_ERROR)
+    try:
+        return compile_ruleset(ruleset)
+    except CompileError as error:
+        _fail(f"{spec}: {error}", exitcodes.CONFIG_ERROR)
+
+
+def _date(text: str | None, option: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO date (2026-03-09)", param_hint=option
+        ) from None
+
+
+def _time(text: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a time of day (06:00)", param_hint="--at"
+        ) from None
+
+
+@click.command("diff")
+@click.argument("old")
+@click.argument("new")
+@data_option
+@click.option(
+    "--from", "first_text", metavar="DATE", help="First day (default: tomorrow)."
+)
+@click.option(
+    "--to", "last_text", metavar="DATE", help="Last day (default: a week from --from)."
+)
+@click.option(
+    "--at",
+    "at_text",
+    default="00:00",
+    show_default=True,
+    metavar="HH:MM",
+    help="Time of each day's run, in each ruleset's zone.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="text for a terminal, markdown for a pull-request comment, json.",
+)
+@click.option(
+    "--examples",
+    type=click.IntRange(0, 1000),
+    default=5,
+    show_default=True,
+    help="Example customers and actions shown per kind of change.",
+)
+@on_bad_record_option
+def diff(
+    old: str,
+    new: str,
+    data: str,
+    first_text: str | None,
+    last_text: str | None,
+    at_text: str,
+    output_format: str,
+    examples: int,
+    on_bad_record: str,
+) -> None:
+    """Show what changes between two versions of a ruleset, on real data.
+
+    OLD and NEW are ruleset paths or REV:PATH, a git revision and the
+    ruleset's path in it (`HEAD~1:rulesets/varejo`, `main:rulesets/varejo`;
+    PATH from the top of the repository, or from here when it starts with
+    ./). Both are planned for every customer of --data on every day from
+    --from to --to, and the report lists segment moves, actions added,
+    removed, moved, or changed in channel or copy, messages and cost per
+    day and channel, and, flagged loudly, reminders whose id changes (the
+    ledger would send them again).
+    """
+    run_time = _time(at_text)
+    first = _date(first_text, "--from")
+    last = _date(last_text, "--to")
+
+    try:
+        with resolved_ruleset(old) as old_path, resolved_ruleset(new) as new_path:
+            for spec, path in ((old, old_path), (new, new_path)):
+                if not path.exists():
+                    raise click.BadParameter(f"{spec} does not exist", param_hint=spec)
+            before = _load(old, old_path)
+            after = _load(new, new_path)
+            if first is None:
+                today = dt.datetime.now(after.zone).date()
+                first = today + dt.timedelta(days=1)
+            last = last or first + dt.timedelta(days=6)
+            if last < first:
+                raise click.BadParameter(
+                    f"{last} is before --from {first}", param_hint="--to"
+                )
+            if (last - first).days + 1 > MAX_DAYS:
+                raise click.BadParameter(
+                    f"at most {MAX_DAYS} days at a time", param_hint="--to"
+                )
+            report = diff_rulesets(
+                before,
+                after,
+                data,
+                first=first,
+                last=last,
+                run_time=run_time,
+                on_error=on_bad_record,
+                old_label=old,
+                new_label=new,
+                examples=examples,
+            )
+    except RevisionError as error:
+        _fail(str(error), exitcodes.USAGE)
+    except SourceConfigError as error:
+        _fail(f"--data {data}: {error}", exitcodes.CONFIG_ERROR)
+    except DiffError as error:
+        _fail(str(error), exitcodes.INPUT_ERRORS)
+
+    if report.problems:
+        for problem in report.problems:
+            click.echo(f"bad record: {problem}", err=True)
+        if on_bad_record == "fail":
+            _fail(
+                f"{len(report.problems)} bad input record(s); no report"
+                " (--on-bad-record skip compares without them)",
+                exitcodes.INPUT_ERRORS,
+            )
+    renderers = {"text": format_text, "markdown": format_markdown, "json": format_json}
+    click.echo(renderers[output_format](report))
