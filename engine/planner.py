@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+from dsl import sms
 from engine import ENGINE_VERSION
 from engine.calendar import Opening, add_months
 from engine.compiler import (
@@ -774,6 +775,8 @@ class _CustomerPlanner:
         rendered = None
         if message.decision == "send":
             rendered = self._render(message, group)
+            if channel is not None and channel.kind == "sms":
+                self._count_segments(channel, rendered, details, why)
         outcome = message.decision
         if message.decision == "send" and channel is not None:
             outcome = f"send by {channel.name}"
@@ -801,6 +804,29 @@ class _CustomerPlanner:
             details=details,
             why=why,
         )
+
+    def _count_segments(
+        self,
+        channel: CompiledChannel,
+        rendered: dict[str, Any],
+        details: dict[str, Any],
+        why: dict[str, Any],
+    ) -> None:
+        """SMS length and encoding of the rendered copy, and a warning above
+        the channel's `max_segments` (the message still goes: the policy
+        asked for a warning, and cutting copy would change its meaning)."""
+        counted = sms.count(rendered["body"])
+        details["sms"] = {
+            "encoding": counted.encoding,
+            "length": counted.length,
+            "segments": counted.segments,
+        }
+        limit = channel.channel.max_segments
+        if limit is not None and counted.segments > limit:
+            why["warnings"] = [
+                f"{counted.segments} SMS segments ({counted.encoding}), "
+                f"above max_segments {limit} of channel {channel.name}"
+            ]
 
     def _render(self, message: _Message, group: list[_Message]) -> dict[str, Any]:
         assert message.channel is not None

@@ -723,3 +723,30 @@ def test_the_plan_streams_and_knows_its_input_digest_at_the_end(
     assert header.as_of.isoformat() == "2024-11-18T09:00:00-03:00"
     assert result.customers == 3
     assert result.segments == {"padrao": 3}
+
+
+def test_sms_copy_is_counted_in_segments(
+    compiled: CompiledRuleset, ana: dict[str, Any]
+) -> None:
+    ana["whatsapp_ok"] = False
+    invoices = [bill("i1", "2024-11-21", "600.00")]
+    [message] = plan_for(compiled, ana, invoices, as_of=at("2024-11-18 09:00"))
+    assert message.channel == "sms" and message.message is not None
+    body = message.message["body"]
+    assert (
+        body
+        == f"Ana, fatura de R${NBSP}600,00 vence 21/11. https://pague.example.com/i1"
+    )
+    # Babel's no-break space is not in the GSM alphabet: the copy is UCS-2.
+    assert message.details == {
+        "sms": {"encoding": "UCS-2", "length": len(body), "segments": 1}
+    }
+    assert "warnings" not in message.why
+
+    ana["first_name"] = "Maria " * 15
+    [long] = plan_for(compiled, ana, invoices, as_of=at("2024-11-18 09:00"))
+    assert long.details["sms"]["segments"] == 3
+    assert long.why["warnings"] == [
+        "3 SMS segments (UCS-2), above max_segments 2 of channel sms"
+    ]
+    assert long.decision == "send"
