@@ -10,6 +10,7 @@ is read digit by digit into `Decimal`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -225,20 +226,24 @@ def _decimal_parser(options: ParseOptions, *, places: int | None) -> Parser:
             raise ValueProblem(f"{_describe(raw)} is not a number")
         if not value.is_finite():
             raise ValueProblem(f"{_describe(raw)} is not a finite number")
-        if places is not None:
-            exponent = value.as_tuple().exponent
-            assert isinstance(exponent, int)  # finite, checked above
-            if -exponent > places and value != value.quantize(
-                Decimal(1).scaleb(-places)
-            ):
-                raise ValueProblem(
-                    f"{_describe(raw)} has more than {places} decimal places"
-                    " (rounding money is a business decision: round it at the"
-                    " source, or set money_places)"
-                )
+        if places is not None and _decimal_places(value) > places:
+            raise ValueProblem(
+                f"{_describe(raw)} has more than {places} decimal places"
+                " (rounding money is a business decision: round it at the"
+                " source, or set money_places)"
+            )
         return value
 
     return parse
+
+
+def _decimal_places(value: Decimal) -> int:
+    """Decimal places that carry a digit: 9.990 has 2, 1E+3 has 0."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # callers pass finite values
+    places = -exponent
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(places - trailing, 0)
 
 
 def _int_parser(options: ParseOptions) -> Parser:
@@ -247,11 +252,14 @@ def _int_parser(options: ParseOptions) -> Parser:
             raise ValueProblem(f"{_describe(raw)} is not a whole number")
         if isinstance(raw, int):
             return raw
-        if isinstance(raw, Decimal | float) and raw == int(raw):
+        if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+            return int(raw)
+        if isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral():
             return int(raw)
         if isinstance(raw, str):
             body = _normalize_number(raw, options)
-            if _PLAIN_INT.fullmatch(body):
+            # Python refuses to convert more than 4300 digits: not an int here.
+            if _PLAIN_INT.fullmatch(body) and len(body) <= 4000:
                 return int(body)
         raise ValueProblem(f"{_describe(raw)} is not a whole number")
 

@@ -213,3 +213,17 @@ def test_parse_record_reports_every_bad_field() -> None:
     assert record["note"] is None
     _, missing = parse_record(fields, {"id": "F1"})
     assert missing == ["amount: missing", "due: missing"]
+
+
+def test_extreme_values_are_problems_not_crashes() -> None:
+    long_money = "1" + "0" * 40 + ".001"
+    with pytest.raises(ValueProblem, match="more than 2 decimal places"):
+        parser("money").parse(long_money)
+    assert parser("money").parse("1" + "0" * 40 + ".10") == Decimal("1e40") + Decimal(
+        "0.1"
+    )
+    for raw in ("9" * 5000, float("inf"), float("nan"), Decimal("Infinity")):
+        with pytest.raises(ValueProblem, match="not a whole number"):
+            parser("int").parse(raw)
+    assert parser("int").parse(Decimal("12.000")) == 12
+    assert parser("int").parse(3.0) == 3
