@@ -38,6 +38,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    at: float = 0.0  # time.monotonic() when it arrived
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
@@ -138,6 +139,7 @@ class HttpServer:
                     query=parse_qs(parts.query, keep_blank_values=True),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    at=time.monotonic(),
                 )
                 reply = server._answer(request)
                 time.sleep(reply.delay)
