@@ -47,7 +47,14 @@ _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _YAML11_DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ]|$)")
 _YAML11_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
 
-_STYLES = {None: "plain", "'": "single", '"': "double", "|": "literal", ">": "folded"}
+_STYLES = {
+    None: "plain",
+    "": "plain",
+    "'": "single",
+    '"': "double",
+    "|": "literal",
+    ">": "folded",
+}
 
 Scalar = str | int | Decimal | bool | None
 
@@ -256,12 +263,28 @@ class _EventLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser)
         yaml.parser.Parser.__init__(self)
 
 
+def _event_parser(text: str) -> Any:
+    """libyaml's parser when PyYAML was built with it (several times faster;
+    its marks also count characters), else the pure-Python one."""
+    if USE_LIBYAML:
+        return _CParser(text)
+    return _EventLoader(text)
+
+
+try:
+    from yaml._yaml import CParser as _CParser
+
+    USE_LIBYAML = True
+except ImportError:  # PyYAML built without libyaml
+    USE_LIBYAML = False
+
+
 class _Builder:
     def __init__(self, source: SourceText) -> None:
         self.source = source
         self.diagnostics: list[Diagnostic] = []
         # PyYAML's parser methods carry no type hints.
-        self.loader: Any = _EventLoader(source.text)
+        self.loader: Any = _event_parser(source.text)
 
     def error(
         self, location: Location, code: str, message: str, hint: str = ""

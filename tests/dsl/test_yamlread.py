@@ -9,6 +9,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dsl import yamlread
 from dsl.diagnostics import Location, Severity
 from dsl.yamlread import (
     TRAP_BOOL,
@@ -24,6 +25,18 @@ from dsl.yamlread import (
     read,
     to_data,
 )
+
+
+@pytest.fixture(
+    autouse=True,
+    params=[True, False] if yamlread.USE_LIBYAML else [False],
+    ids=["libyaml", "python"] if yamlread.USE_LIBYAML else ["python"],
+)
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every test runs with libyaml's parser (when present) and PyYAML's own."""
+    use_libyaml: bool = request.param
+    monkeypatch.setattr(yamlread, "USE_LIBYAML", use_libyaml)
+    return use_libyaml
 
 
 def load(text: str) -> tuple[YNode | None, list[str]]:
@@ -183,7 +196,7 @@ def test_explicit_tags_are_errors(text: str) -> None:
         ("a: b\n  c: d\n", 2, 4),
         ("a: [1, 2\n", 2, 1),
         ("a: 'x\n", 2, 1),
-        ('a: "\\q"\n', 1, 6),
+        ('a: "\\q"\n', 1, 5),  # libyaml: the backslash; PyYAML: the letter
         ("a:\n\tb: 1\n", 2, 1),
         ("- a\nb: 1\n", 2, 1),
     ],
@@ -192,10 +205,8 @@ def test_syntax_errors_have_a_location(text: str, line: int, column: int) -> Non
     root, diagnostics = parse(SourceText("f.yaml", text))
     assert root is None
     assert [d.code for d in diagnostics] == ["E101"]
-    assert (diagnostics[0].location.line, diagnostics[0].location.column) == (
-        line,
-        column,
-    )
+    at = diagnostics[0].location
+    assert at.line == line and at.column in (column, column + 1)
 
 
 def test_a_second_document_is_an_error() -> None:
