@@ -118,25 +118,26 @@ class CsvTable:
     def rows(self) -> Iterator[RawRow]:
         with open_text(self.path, self._config.encoding) as text:
             reader = self._reader(text)
-            next(reader, None)  # the header, checked when the source opened
-            line = reader.line_num
+            line = 0
             while True:
                 start = line + 1
                 try:
                     cells = next(reader, None)
-                except csv.Error as exc:
+                except (csv.Error, UnicodeDecodeError) as exc:
+                    # A decoding error here means the file changed after it
+                    # was checked; either way nothing after it can be trusted.
                     yield RawRow(
                         self.name,
                         start,
                         {},
-                        f"unreadable CSV ({exc}); the rest of the file is not read",
+                        f"unreadable ({exc}); the rest of the file is not read",
                     )
                     return
                 if cells is None:
                     return
                 line = reader.line_num
-                if not cells:
-                    continue  # a blank line holds no record
+                if start == 1 or not cells:
+                    continue  # the header (checked on opening), a blank line
                 if len(cells) != self._width:
                     yield RawRow(
                         self.name,

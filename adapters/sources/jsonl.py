@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import IO
 
 from adapters.sources.config import COLLECTIONS, SourceConfig, map_columns
 from adapters.sources.csvsource import fingerprint, open_text
@@ -24,6 +25,17 @@ _KINDS = {record: collection for collection, record in COLLECTIONS.items()}
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _numbered_lines(text: IO[str]) -> Iterator[tuple[int, str | None]]:
+    """(number, line) from 1; (number, None) last if a line cannot be
+    decoded, which means the file changed after it was checked."""
+    number = 0
+    try:
+        for number, line in enumerate(text, start=1):
+            yield number, line
+    except UnicodeDecodeError:
+        yield number + 1, None
 
 
 class JsonLinesFile:
@@ -52,7 +64,17 @@ class JsonLinesFile:
 
     def rows(self) -> Iterator[RawRow]:
         with open_text(self.path, self._encoding) as text:
-            for number, line in enumerate(text, start=1):
+            for number, line in _numbered_lines(text):
+                if line is None:
+                    if self._belongs_to_first():
+                        yield RawRow(
+                            self.name,
+                            number,
+                            {},
+                            f"not valid {self._encoding}; the rest of the file is"
+                            " not read",
+                        )
+                    return
                 if not line.strip():
                     continue
                 try:

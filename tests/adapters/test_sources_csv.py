@@ -360,3 +360,21 @@ def test_a_row_without_its_id_does_not_hold_up_the_merge(tmp_path: Path) -> None
         ),
     ]
     assert not any("memory" in note for note in source.notes)
+
+
+def test_a_file_that_changes_after_opening_is_reported_not_raised(
+    tmp_path: Path,
+) -> None:
+    folder = small_folder(
+        tmp_path, "id,name,limit\nC1,Ana,1\n", "id,customer_id,amount,due_date\n"
+    )
+    source = open_source(str(folder), SMALL)
+    (folder / "customers.csv").write_bytes(b"id,name,limit\nC1,Ana,1\nC2,Jo\xe3o,2\n")
+
+    customers = read_all(source)
+
+    # The file is decoded in blocks: the report says where reading stopped.
+    assert list(customers) == []
+    [problem] = source.problems
+    assert (problem.source, problem.row) == ("customers.csv", 1)
+    assert "the rest of the file is not read" in problem.message

@@ -184,3 +184,19 @@ def test_a_rename_of_an_undeclared_field_is_a_config_error(tmp_path: Path) -> No
     )
     with pytest.raises(SourceConfigError, match="did you mean 'name'"):
         open_source(str(tmp_path), SCHEMA)
+
+
+def test_a_file_that_changes_after_opening_is_reported_not_raised(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "all.jsonl"
+    first = '{"record": "customer", "id": "C1", "name": "A", "vip": true}\n'
+    path.write_text(first, encoding="utf-8")
+    source = open_source(str(path), SCHEMA)
+    path.write_bytes(first.encode() + b'{"record": "customer", "name": "Jo\xe3o"}\n')
+
+    # The file is decoded in blocks: the report says where reading stopped.
+    assert list(source.customers()) == []
+    assert [(p.row, p.message) for p in source.problems] == [
+        (1, "not valid utf-8; the rest of the file is not read")
+    ]
