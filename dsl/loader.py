@@ -17,6 +17,38 @@ Every pass runs even when an earlier one found problems (as far as the tree
 allows), so that one `validate` run reports everything.
 
 Public entry points: `load_ruleset`, `check_ruleset`, `find_rulesets`.
+
+Codes of the reading side (E2xx/E3xx expressions: `dsl.library`; E4xx/W4xx
+cross checks: `dsl.crosscheck`; W5xx SMS: `dsl.sms`):
+
+| code | problem | found by |
+|------|---------|----------|
+| E101 | YAML syntax error, or a second document | yamlread |
+| E102 | the file is not UTF-8 | yamlread |
+| E103 | the file is empty | yamlread |
+| E104 | duplicate key (both places in the message) | yamlread |
+| E105 | anchor, alias or merge key | yamlread |
+| E106 | explicit tag | yamlread |
+| E107 | yes/no/on/off/y/n as a key or where a boolean is meant | yamlread, build |
+| E108 | an unquoted date | build |
+| E109 | a number with a leading zero (octal in YAML 1.1) | structure |
+| E110 | unknown key, with "did you mean" | structure |
+| E111 | missing required key | structure |
+| E112 | wrong type | structure |
+| E113 | value not among the allowed ones | structure |
+| E114 | invalid name | structure |
+| E115 | value out of range, list too short | structure |
+| E116 | malformed value: offset, hours, day range, time, duration | structure |
+| E117 | referenced file missing, unreadable or outside the ruleset | loader |
+| E118 | a key in two files; no or several `ruleset:` files | loader |
+| E119 | a date that does not exist | build |
+| E120 | unknown time zone | build |
+| E121 | unknown locale | build |
+| E122 | unknown currency | build |
+| E123 | unknown holiday country or subdivision | build |
+| E124 | unknown input field type, `max_length` on a non-string | build |
+| E125 | a field the engine needs is missing or of another type | build |
+| E126 | an input field named like a computed invoice field | build |
 """
 
 from __future__ import annotations
