@@ -27,6 +27,15 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
+def misspelt(node: YMap, name: str, keys: Sequence[str]) -> bool:
+    """Whether an unknown key of `node` is a misspelling of `name`, whose
+    "did you mean" hint already says that `name` is missing."""
+    hint = f"did you mean `{name}`?"
+    return any(
+        key.text not in keys and did_you_mean(key.text, keys) == hint for key, _ in node
+    )
+
+
 class NodeReader:
     """Walks the node tree of one test file and collects every problem."""
 
@@ -64,7 +73,7 @@ class NodeReader:
                     did_you_mean(key.text, keys) or f"known: {', '.join(keys)}",
                 )
         for name in required:
-            if node.get(name) is None:
+            if node.get(name) is None and not misspelt(node, name, keys):
                 self.error(node.location, MISSING, f"{what} needs `{name}`")
         return node
 

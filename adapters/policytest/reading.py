@@ -21,7 +21,7 @@ from adapters.policytest.cases import (
     TestCase,
     TestFile,
 )
-from adapters.policytest.reader import INVALID, NodeReader, did_you_mean
+from adapters.policytest.reader import INVALID, NodeReader, did_you_mean, misspelt
 from dsl import yamlread
 from dsl.diagnostics import Diagnostic, Location, PolicyError, Severity
 from dsl.model import Field, Ruleset
@@ -172,7 +172,7 @@ def _case(
     as_of_node = case.get("as_of")
     if as_of_node is not None:
         as_of = reader.instant(as_of_node, "as_of")
-    elif file_as_of is None:
+    elif file_as_of is None and not misspelt(case, "as_of", CASE_KEYS):
         reader.error(
             case.location, MISSING, "the case needs `as_of` (or one for the whole file)"
         )
@@ -232,6 +232,12 @@ def _records(
             case.location, MISSING, "the case needs `customer`, `customers` or `data`"
         )
 
+    # Ids as written, so that one bad record is reported once: its invoices
+    # and payments are left out quietly instead of each being "unknown".
+    written_customers = [_written_id(node, "id") for node in customer_nodes]
+    invoice_nodes = _items(reader, case, "invoices")
+    written_invoices = [_written_id(node, "id") for node in invoice_nodes]
+
     customers: dict[str, CustomerRecords] = {}
     for node in customer_nodes:
         record = reader.record("customer", node, defaults["customer"], {})
@@ -243,21 +249,22 @@ def _records(
             continue
         customers[key] = CustomerRecords(record)
 
-    only_customer = next(iter(customers)) if len(customers) == 1 else None
+    only_customer = written_customers[0] if len(customer_nodes) == 1 else None
     invoices: dict[str, str] = {}  # invoice id -> customer id
-    for node in _items(reader, case, "invoices"):
+    for node in invoice_nodes:
         implied = {"customer_id": only_customer} if only_customer else {}
         record = reader.record("invoice", node, defaults["invoice"], implied)
         if record is None:
             continue
         owner = customers.get(str(record["customer_id"]))
         if owner is None:
-            reader.error(
-                node.location,
-                UNKNOWN_NAME,
-                f"invoice {record['id']} belongs to customer {record['customer_id']},"
-                " who is not in the case",
-            )
+            if record["customer_id"] not in written_customers:
+                reader.error(
+                    node.location,
+                    UNKNOWN_NAME,
+                    f"invoice {record['id']} belongs to customer"
+                    f" {record['customer_id']}, who is not in the case",
+                )
             continue
         if str(record["id"]) in invoices:
             reader.error(
@@ -267,7 +274,7 @@ def _records(
         invoices[str(record["id"])] = str(record["customer_id"])
         owner.invoices.append(record)
 
-    only_invoice = next(iter(invoices)) if len(invoices) == 1 else None
+    only_invoice = written_invoices[0] if len(invoice_nodes) == 1 else None
     for node in _items(reader, case, "payments"):
         implied = {"invoice_id": only_invoice} if only_invoice else {}
         record = reader.record("payment", node, defaults["payment"], implied)
@@ -275,14 +282,25 @@ def _records(
             continue
         paid = invoices.get(str(record["invoice_id"]))
         if paid is None:
-            reader.error(
-                node.location,
-                UNKNOWN_NAME,
-                f"payment for invoice {record['invoice_id']}, which is not in the case",
-            )
+            if record["invoice_id"] not in written_invoices:
+                reader.error(
+                    node.location,
+                    UNKNOWN_NAME,
+                    f"payment for invoice {record['invoice_id']}, which is not"
+                    " in the case",
+                )
             continue
         customers[paid].payments.append(record)
     return list(customers.values())
+
+
+def _written_id(node: YNode, key: str) -> str | None:
+    """The id a record node spells out, before any parsing."""
+    if isinstance(node, YMap):
+        value = node.get(key)
+        if isinstance(value, YScalar) and value.value is not None:
+            return value.text
+    return None
 
 
 def _items(reader: NodeReader, case: YMap, key: str) -> list[YNode]:
