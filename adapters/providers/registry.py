@@ -63,6 +63,9 @@ PROVIDER_KINDS: Mapping[str, tuple[str, ...]] = {
     "whatsapp_cloud": ("whatsapp",),
 }
 
+# Kinds whose provider calls back with delivery statuses.
+_RECEIPT_KINDS = ("rcs_rbm", "twilio", "voice_tasks", "whatsapp_cloud")
+
 _Factory = Callable[[str, Options], Provider]
 
 _FACTORIES: dict[str, _Factory] = {
@@ -122,6 +125,8 @@ def build_receipts(
     kind sends no callbacks or the entry lacks what verifying them needs
     (the signing secret, or for Twilio the status_callback URL)."""
     kind = provider_kind(name, options)
+    if kind not in _RECEIPT_KINDS:
+        return None
     build_provider(name, options, env)  # the same checks as for sending
 
     def secret(key: str) -> str | None:
