@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import logging
 import re
 import zoneinfo
 from decimal import Decimal
@@ -65,8 +64,6 @@ from dsl.yamlread import (
     as_map,
     text_of,
 )
-
-logger = logging.getLogger(__name__)
 
 # Fields the engine relies on, with their types. The same table is
 # engine.records.REQUIRED_FIELDS; dsl must not import engine, so the copy

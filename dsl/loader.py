@@ -58,6 +58,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,20 +98,33 @@ def check_ruleset(
     `path` is a ruleset file or a ruleset directory; file names in the
     diagnostics are built from it as given, so relative stays relative.
     """
+    started = time.perf_counter()
     files, diagnostics = _read_ruleset(Path(path))
     root = _merge(files, diagnostics) if files else None
     ruleset: Ruleset | None = None
+    _log_pass("read", path, started)
 
     if root is not None:
+        started = time.perf_counter()
         diagnostics.extend(check_structure(root))
+        _log_pass("shape", path, started)
+
+        started = time.perf_counter()
         builder = ModelBuilder(root)
         built = builder.build()
         diagnostics.extend(builder.diagnostics)
+        _log_pass("build", path, started)
+
+        started = time.perf_counter()
         diagnostics.extend(crosscheck.cross_check(root))
+        _log_pass("cross", path, started)
+
         # The builder skips what the schema rejected, so a model may come
         # out of a tree with errors; it is only trusted when there are none.
         if built is not None and not _has_error(diagnostics):
+            started = time.perf_counter()
             diagnostics.extend(sms.check_sms(built))
+            _log_pass("sms", path, started)
             ruleset = dataclasses.replace(
                 built,
                 digest=_digest(files),
@@ -121,6 +135,11 @@ def check_ruleset(
     if _has_error(diagnostics):
         ruleset = None
     return ruleset, diagnostics
+
+
+def _log_pass(name: str, path: str | os.PathLike[str], started: float) -> None:
+    elapsed = (time.perf_counter() - started) * 1000
+    logger.debug("%s: pass %s took %.1f ms", path, name, elapsed)
 
 
 def _has_error(diagnostics: list[Diagnostic]) -> bool:

@@ -23,6 +23,7 @@ from dsl.yamlread import (
     TRAP_BOOL,
     TRAP_DATE,
     TRAP_OCTAL,
+    TRAP_SEXAGESIMAL,
     YMap,
     YNode,
     YScalar,
@@ -82,6 +83,8 @@ def trap_hint(node: YNode) -> str | None:
         return f"`{node.text}` is a boolean in YAML 1.1: write true or false"
     if node.trap == TRAP_DATE:
         return "write dates quoted"
+    if node.trap == TRAP_SEXAGESIMAL:
+        return f"YAML 1.1 reads {node.text} as a number in base 60: quote it"
     return None
 
 
