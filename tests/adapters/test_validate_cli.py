@@ -340,3 +340,26 @@ def test_the_schema_describes_every_top_level_key() -> None:
     for name, prop in fragment.items():
         described = "description" in prop or "$ref" in prop
         assert described, name
+
+
+# Many rulesets -----------------------------------------------------------
+
+
+def single_file_varejo(name: str) -> str:
+    """The example policy as one file, with its inputs and templates inline."""
+    text = (VAREJO / "ruleset.yaml").read_text(encoding="utf-8")
+    for key in ("inputs", "templates"):
+        body = (VAREJO / f"{key}.yaml").read_text(encoding="utf-8")
+        indented = "".join("  " + line for line in body.splitlines(keepends=True))
+        text = text.replace(f"{key}: {key}.yaml\n", f"{key}:\n{indented}")
+    return text.replace("ruleset: varejo", f"ruleset: {name}")
+
+
+def test_fifty_ruleset_files_in_one_run(tmp_path: Path) -> None:
+    """Timed by hand for the issue's closing note; no time is asserted."""
+    for number in range(50):
+        path = tmp_path / f"varejo_{number:02}.yaml"
+        path.write_text(single_file_varejo(f"varejo_{number:02}"), encoding="utf-8")
+    status, out, _ = run("validate", str(tmp_path))
+    assert status == 0, out
+    assert out == "50 rulesets checked: no problems\n"
