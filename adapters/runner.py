@@ -113,7 +113,8 @@ _NOT_CLAIMED = {
     SENDING: BEING_SENT,
 }
 
-_NOTE_BATCH = 500
+# Actions are recorded, and looked up in the ledger, this many at a time.
+_BATCH = 500
 
 
 class RunnerError(Exception):
@@ -437,16 +438,13 @@ class Runner:
         report.since = self._since(source)
         with self._spool() as spool:
             self._plan(report, source, spool)
-            states: dict[str, str] = {}
-            holders: dict[str, str] = {}
-            if self.ledger is not None:
-                sends = [a for a in _read(spool) if _is_send(a) or _is_missed(a)]
-                found = self.ledger.states(a.id for a in sends)
-                states = {key: value.state for key, value in found.items()}
-                keys = [self._entry(a).step_key for a in sends]
-                holders = self.ledger.step_holders(k for k in keys if k)
-            for action in _read(spool):
-                report.add(self._foresee(action, states, holders))
+            for batch in _batches(_read(spool)):
+                states, holders = self._known(batch)
+                for action in batch:
+                    outcome = self._decide(action, states, holders)
+                    if outcome.outcome == OUT_SENT:
+                        outcome.outcome = OUT_WOULD_SEND
+                    report.add(outcome)
         report.status = RUN_INPUT_ERRORS if self._stops(report) else "dry_run"
         return report
 
@@ -616,7 +614,7 @@ class Runner:
             else:
                 skipped.append(entry)
                 reasons[action.id] = action.decision
-            if len(planned) + len(skipped) >= _NOTE_BATCH:
+            if len(planned) + len(skipped) >= _BATCH:
                 flush()
         flush()
 
@@ -629,40 +627,71 @@ class Runner:
         if missing:
             raise RunnerError(f"no provider for channel(s): {', '.join(missing)}")
 
-        for done, action in enumerate(_read(spool), start=1):
-            self._renew()
-            report.add(self._handle(action, report))
-            if self.on_progress is not None:
-                self.on_progress(done, total)
+        done = 0
+        for batch in _batches(_read(spool)):
+            states, holders = self._known(batch)
+            for action in batch:
+                self._renew()
+                outcome = self._decide(action, states, holders)
+                if outcome.outcome == OUT_SENT:
+                    outcome = self._send(action, outcome, report)
+                elif outcome.reason == WINDOW_CLOSED:
+                    self._ledger().note(
+                        [self._entry(action)],
+                        self._run_id(report),
+                        self.clock(),
+                        state=SKIPPED,
+                        reason=WINDOW_CLOSED,
+                    )
+                report.add(outcome)
+                done += 1
+                if self.on_progress is not None:
+                    self.on_progress(done, total)
 
-    def _handle(self, action: Action, report: RunReport) -> ActionOutcome:
+    def _known(
+        self, actions: Sequence[Action]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """What the ledger knows of `actions`: their states, and the
+        actions holding their steps."""
+        if self.ledger is None:
+            return {}, {}
+        relevant = [a for a in actions if _is_send(a) or _is_missed(a)]
+        found = self.ledger.states(a.id for a in relevant)
+        keys = [self._entry(a).step_key for a in relevant]
+        holders = self.ledger.step_holders(k for k in keys if k)
+        return {key: value.state for key, value in found.items()}, holders
+
+    def _decide(
+        self, action: Action, states: Mapping[str, str], holders: Mapping[str, str]
+    ) -> ActionOutcome:
+        """What to do with `action` now, given what the ledger knew before
+        the batch: OUT_SENT means "send it" (after a claim)."""
         outcome = _outcome(action)
+        key = self._entry(action).step_key
         if _is_missed(action):
             # The last run's day is planned again (its later windows may
             # not have been reached); what it did send is not "missed".
-            key = self._entry(action).step_key
-            found = self._ledger().states([action.id]).get(action.id)
-            holders = self._ledger().step_holders([key] if key else [])
-            states = {action.id: found.state} if found else {}
             return _missed(action, outcome, states, holders, key)
         if not _is_send(action):
             return _not_a_send(action, outcome)
 
+        state = states.get(action.id)
+        holder = holders.get(key or "")
         now = self.now()
-        if action.window_start is not None and now < action.window_start:
+        if state in _NOT_CLAIMED and not (
+            state == UNKNOWN and self.settings.resend_unknown
+        ):
+            outcome.outcome, outcome.reason = OUT_SKIPPED, _NOT_CLAIMED[state]
+        elif holder is not None and holder != action.id:
+            outcome.outcome, outcome.reason = OUT_SKIPPED, STEP_SENT
+            outcome.other_action = holder
+        elif action.window_start is not None and now < action.window_start:
             outcome.outcome = OUT_WAITING
-            return outcome
-        if action.window_end is not None and now >= action.window_end:
+        elif action.window_end is not None and now >= action.window_end:
             outcome.outcome, outcome.reason = OUT_SKIPPED, WINDOW_CLOSED
-            self._ledger().note(
-                [self._entry(action)],
-                self._run_id(report),
-                self.clock(),
-                state=SKIPPED,
-                reason=WINDOW_CLOSED,
-            )
-            return outcome
-        return self._send(action, outcome, report)
+        else:
+            outcome.outcome = OUT_SENT
+        return outcome
 
     def _run_id(self, report: RunReport) -> int:
         assert report.run_id is not None
@@ -726,34 +755,6 @@ class Runner:
         outcome.error = delivery.error
         return outcome
 
-    def _foresee(
-        self, action: Action, states: Mapping[str, str], holders: Mapping[str, str]
-    ) -> ActionOutcome:
-        """What a real run would do with `action` (for --dry-run)."""
-        outcome = _outcome(action)
-        key = self._entry(action).step_key
-        if _is_missed(action):
-            return _missed(action, outcome, states, holders, key)
-        if not _is_send(action):
-            return _not_a_send(action, outcome)
-        now = self.now()
-        state = states.get(action.id)
-        holder = holders.get(key or "")
-        if action.window_start is not None and now < action.window_start:
-            outcome.outcome = OUT_WAITING
-        elif action.window_end is not None and now >= action.window_end:
-            outcome.outcome, outcome.reason = OUT_SKIPPED, WINDOW_CLOSED
-        elif state in _NOT_CLAIMED and not (
-            state == UNKNOWN and self.settings.resend_unknown
-        ):
-            outcome.outcome, outcome.reason = OUT_SKIPPED, _NOT_CLAIMED[state]
-        elif holder is not None and holder != action.id:
-            outcome.outcome, outcome.reason = OUT_SKIPPED, STEP_SENT
-            outcome.other_action = holder
-        else:
-            outcome.outcome = OUT_WOULD_SEND
-        return outcome
-
     def _collect_provider_notes(self, report: RunReport) -> None:
         seen: set[int] = set()
         for route in self.routes.values():
@@ -765,6 +766,17 @@ class Runner:
 
 def _is_send(action: Action) -> bool:
     return action.kind == "message" and action.decision == "send"
+
+
+def _batches(actions: Iterable[Action]) -> Iterator[list[Action]]:
+    batch: list[Action] = []
+    for action in actions:
+        batch.append(action)
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _is_missed(action: Action) -> bool:
