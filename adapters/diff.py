@@ -389,6 +389,7 @@ class DiffReport:
     last_day: dt.date
     run_time: dt.time
     examples: int = 5
+    currency: str = ""
     customers: int = 0
     segment_moves: Counter[tuple[str, str]] = field(default_factory=Counter)
     segment_examples: dict[tuple[str, str], list[str]] = field(
@@ -468,6 +469,7 @@ class DiffReport:
             "from": self.first_day,
             "to": self.last_day,
             "run_time": self.run_time,
+            "currency": self.currency,
             "customers": self.customers,
             "segments": [
                 {
@@ -530,7 +532,7 @@ def _volume_rows(report: DiffReport) -> list[tuple[str, str, str, str]]:
                 day.isoformat(),
                 channel,
                 _arrow(cell.old_messages, cell.new_messages),
-                _arrow(cell.old_cost, cell.new_cost),
+                _arrow(_cost(cell.old_cost), _cost(cell.new_cost)),
             )
         )
         total = totals[channel]
@@ -544,7 +546,7 @@ def _volume_rows(report: DiffReport) -> list[tuple[str, str, str, str]]:
                 "total",
                 channel,
                 _arrow(total.old_messages, total.new_messages),
-                _arrow(total.old_cost, total.new_cost),
+                _arrow(_cost(total.old_cost), _cost(total.new_cost)),
             )
         )
     return rows
@@ -552,6 +554,13 @@ def _volume_rows(report: DiffReport) -> list[tuple[str, str, str, str]]:
 
 def _arrow(before: object, after: object) -> str:
     return str(before) if before == after else f"{before} -> {after}"
+
+
+def _cost(value: Decimal) -> str:
+    """At least cents; more places when a channel's price has them."""
+    exponent = value.as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{value:.{places}f}"
 
 
 def _heading(report: DiffReport) -> str:
@@ -588,6 +597,8 @@ def format_text(report: DiffReport) -> str:
             " sent again.",
         ]
         lines += [f"!!   {line}" for line in _resend_lines(report)]
+    else:
+        lines += ["", NO_ID_CHANGE]
 
     lines += ["", f"Segments: {report.segment_changes} customer(s) change segment"]
     for move, count in sorted(report.segment_moves.items()):
@@ -605,7 +616,9 @@ def format_text(report: DiffReport) -> str:
 
     lines += ["", "Messages and cost per day and channel (before -> after):"]
     rows = _volume_rows(report)
-    if not rows:
+    if rows:
+        rows.insert(0, ("day", "channel", "messages", f"cost {report.currency}"))
+    else:
         lines.append("  no messages in either plan")
     widths = [max(len(row[i]) for row in rows) for i in range(4)] if rows else []
     for row in rows:
@@ -618,6 +631,11 @@ def format_text(report: DiffReport) -> str:
         lines += ["", f"Input problems ({len(report.problems)}):"]
         lines += [f"  {problem}" for problem in report.problems]
     return "\n".join(lines)
+
+
+NO_ID_CHANGE = (
+    "Action ids: no reminder changes id, so nothing already sent is sent again."
+)
 
 
 def _cell(text: str) -> str:
@@ -641,6 +659,8 @@ def format_markdown(report: DiffReport) -> str:
             ">",
         ]
         lines += [f"> - {_cell(line)}" for line in _resend_lines(report)]
+    else:
+        lines += ["", NO_ID_CHANGE]
 
     lines += ["", f"#### Segments: {report.segment_changes} customer(s) move", ""]
     if report.segment_moves:
@@ -669,7 +689,10 @@ def format_markdown(report: DiffReport) -> str:
     lines += ["", "#### Messages and cost per day and channel", ""]
     rows = _volume_rows(report)
     if rows:
-        lines += ["| day | channel | messages | cost |", "|---|---|---:|---:|"]
+        lines += [
+            f"| day | channel | messages | cost ({report.currency}) |",
+            "|---|---|---:|---:|",
+        ]
         lines += [f"| {' | '.join(_cell(v) for v in row)} |" for row in rows]
     else:
         lines.append("No messages in either plan.")
@@ -758,7 +781,9 @@ def diff_rulesets(
     Raises SourceConfigError for unusable data and DiffError when the two
     versions see different customers.
     """
-    report = DiffReport(old_label, new_label, first, last, run_time, examples)
+    report = DiffReport(
+        old_label, new_label, first, last, run_time, examples, new.ruleset.currency
+    )
     old_source = open_source(
         data, old.ruleset.inputs, on_error=on_error, base_dir=base_dir
     )
