@@ -1,0 +1,206 @@
+"""The diff report as text, Markdown (a pull-request comment) or JSON."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from adapters.diff.report import DiffReport, Volume
+from engine.plan import canonical_json
+
+_CATEGORY_TITLES = {
+    "added": "added",
+    "removed": "removed",
+    "moved": "moved in time",
+    "channel": "changed channel",
+    "copy": "changed copy",
+    "decision": "changed decision",
+    "details": "changed details",
+}
+
+
+def _volume_rows(report: DiffReport) -> list[tuple[str, str, str, str]]:
+    """(day, channel, messages before -> after, cost before -> after) rows,
+    followed by a total per channel."""
+    rows = []
+    totals: dict[str, Volume] = defaultdict(Volume)
+    for (day, channel), cell in sorted(report.volume.items()):
+        rows.append(
+            (
+                day.isoformat(),
+                channel,
+                _arrow(cell.old_messages, cell.new_messages),
+                _arrow(_cost(cell.old_cost), _cost(cell.new_cost)),
+            )
+        )
+        total = totals[channel]
+        total.old_messages += cell.old_messages
+        total.new_messages += cell.new_messages
+        total.old_cost += cell.old_cost
+        total.new_cost += cell.new_cost
+    for channel, total in sorted(totals.items()):
+        rows.append(
+            (
+                "total",
+                channel,
+                _arrow(total.old_messages, total.new_messages),
+                _arrow(_cost(total.old_cost), _cost(total.new_cost)),
+            )
+        )
+    return rows
+
+
+def _arrow(before: object, after: object) -> str:
+    return str(before) if before == after else f"{before} -> {after}"
+
+
+def _cost(value: Decimal) -> str:
+    """At least cents; more places when a channel's price has them."""
+    exponent = value.as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{value:.{places}f}"
+
+
+def _heading(report: DiffReport) -> str:
+    return (
+        f"{report.customers} customers planned once a day from"
+        f" {report.first_day} to {report.last_day}, as of"
+        f" {report.run_time.strftime('%H:%M')} in each ruleset's time zone"
+    )
+
+
+def _resend_lines(report: DiffReport) -> list[str]:
+    lines = []
+    for change in report.resend_examples:
+        assert change.old is not None and change.new is not None  # id_changed
+        lines.append(
+            f"{change.where()}: {change.old.action.id} -> {change.new.action.id}"
+            f" ({change.id_reason()})"
+        )
+    return lines
+
+
+def format_text(report: DiffReport) -> str:
+    """The report for a terminal."""
+    lines = [
+        f"ruleset diff: {report.old_label} -> {report.new_label}",
+        _heading(report),
+    ]
+    if report.resends:
+        lines += [
+            "",
+            f"!! {report.resends} action(s) CHANGE ID for the same customer, invoice"
+            " and step.",
+            "!! The ledger will not recognise them: anything already sent would be"
+            " sent again.",
+        ]
+        lines += [f"!!   {line}" for line in _resend_lines(report)]
+    else:
+        lines += ["", NO_ID_CHANGE]
+
+    lines += ["", f"Segments: {report.segment_changes} customer(s) change segment"]
+    for move, count in sorted(report.segment_moves.items()):
+        examples = ", ".join(report.segment_examples[move])
+        lines.append(f"  {move[0]} -> {move[1]}: {count} (e.g. {examples})")
+
+    total = sum(report.change_counts.values())
+    lines += ["", f"Actions: {total} change(s)"]
+    for category, title in _CATEGORY_TITLES.items():
+        count = report.change_counts[category]
+        if not count:
+            continue
+        lines.append(f"  {title}: {count}")
+        lines += [f"    {c.describe()}" for c in report.change_examples[category]]
+
+    lines += ["", "Messages and cost per day and channel (before -> after):"]
+    rows = _volume_rows(report)
+    if rows:
+        rows.insert(0, ("day", "channel", "messages", f"cost {report.currency}"))
+    else:
+        lines.append("  no messages in either plan")
+    widths = [max(len(row[i]) for row in rows) for i in range(4)] if rows else []
+    for row in rows:
+        lines.append(
+            "  "
+            + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        )
+
+    if report.problems:
+        lines += ["", f"Input problems ({len(report.problems)}):"]
+        lines += [f"  {problem}" for problem in report.problems]
+    return "\n".join(lines)
+
+
+NO_ID_CHANGE = (
+    "Action ids: no reminder changes id, so nothing already sent is sent again."
+)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def format_markdown(report: DiffReport) -> str:
+    """The report as a pull-request comment (GitHub-flavoured Markdown)."""
+    lines = [
+        f"### ruleset diff: `{report.old_label}` → `{report.new_label}`",
+        "",
+        _heading(report) + ".",
+    ]
+    if report.resends:
+        lines += [
+            "",
+            "> [!CAUTION]",
+            f"> **{report.resends} action(s) change id** for the same customer,"
+            " invoice and step. The ledger will not recognise them: anything"
+            " already sent would be **sent a second time**.",
+            ">",
+        ]
+        lines += [f"> - {_cell(line)}" for line in _resend_lines(report)]
+    else:
+        lines += ["", NO_ID_CHANGE]
+
+    lines += ["", f"#### Segments: {report.segment_changes} customer(s) move", ""]
+    if report.segment_moves:
+        lines += ["| from | to | customers | examples |", "|---|---|---:|---|"]
+        for move, count in sorted(report.segment_moves.items()):
+            examples = ", ".join(report.segment_examples[move])
+            lines.append(f"| {move[0]} | {move[1]} | {count} | {_cell(examples)} |")
+    else:
+        lines.append("No customer changes segment.")
+
+    lines += ["", "#### Actions", ""]
+    if any(report.change_counts.values()):
+        lines += ["| change | count |", "|---|---:|"]
+        for category, title in _CATEGORY_TITLES.items():
+            if report.change_counts[category]:
+                lines.append(f"| {title} | {report.change_counts[category]} |")
+        lines += ["", "<details><summary>Examples</summary>", ""]
+        for category in _CATEGORY_TITLES:
+            lines += [
+                f"- {_cell(c.describe())}" for c in report.change_examples[category]
+            ]
+        lines += ["", "</details>"]
+    else:
+        lines.append("No action changes.")
+
+    lines += ["", "#### Messages and cost per day and channel", ""]
+    rows = _volume_rows(report)
+    if rows:
+        lines += [
+            f"| day | channel | messages | cost ({report.currency}) |",
+            "|---|---|---:|---:|",
+        ]
+        lines += [f"| {' | '.join(_cell(v) for v in row)} |" for row in rows]
+    else:
+        lines.append("No messages in either plan.")
+
+    if report.problems:
+        lines += ["", f"#### Input problems ({len(report.problems)})", ""]
+        lines += [f"- {_cell(problem)}" for problem in report.problems]
+    return "\n".join(lines)
+
+
+def format_json(report: DiffReport) -> str:
+    """The report as one canonical JSON document."""
+    return canonical_json(report.to_json())

@@ -1,0 +1,171 @@
+"""The diff report, built one customer at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from adapters.diff.compare import (
+    ASPECTS,
+    NO_SEGMENT,
+    ActionChange,
+    Occurrence,
+    compare_actions,
+)
+from engine.plan import Action
+
+
+@dataclass
+class Volume:
+    """Messages to send and their cost, for one day and channel."""
+
+    old_messages: int = 0
+    old_cost: Decimal = Decimal(0)
+    new_messages: int = 0
+    new_cost: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class CustomerDay:
+    """One ruleset's plan for one customer on one day."""
+
+    day: dt.date
+    segment: str | None
+    actions: Sequence[Action]
+
+
+@dataclass
+class DiffReport:
+    """Everything `ruleset diff` says, built one customer at a time.
+
+    Counts cover every customer; examples keep the first `examples` of each
+    kind in the source's order, so the report stays small on big data.
+    """
+
+    old_label: str
+    new_label: str
+    first_day: dt.date
+    last_day: dt.date
+    run_time: dt.time
+    examples: int = 5
+    currency: str = ""
+    customers: int = 0
+    segment_moves: Counter[tuple[str, str]] = field(default_factory=Counter)
+    segment_examples: dict[tuple[str, str], list[str]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    change_counts: Counter[str] = field(default_factory=Counter)
+    change_examples: dict[str, list[ActionChange]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    resends: int = 0
+    resend_examples: list[ActionChange] = field(default_factory=list)
+    volume: dict[tuple[dt.date, str], Volume] = field(
+        default_factory=lambda: defaultdict(Volume)
+    )
+    problems: list[str] = field(default_factory=list)
+
+    def add_customer(
+        self, customer_id: str, old: Sequence[CustomerDay], new: Sequence[CustomerDay]
+    ) -> None:
+        """Fold one customer's daily plans, old and new, into the report."""
+        self.customers += 1
+        self._add_segments(customer_id, old, new)
+        for side, days in (("old", old), ("new", new)):
+            for plan in days:
+                self._add_volume(side, plan)
+
+        changes = compare_actions(
+            (Occurrence(day.day, action) for day in old for action in day.actions),
+            (Occurrence(day.day, action) for day in new for action in day.actions),
+        )
+        for change in changes:
+            categories = [change.change] if change.change != "changed" else []
+            categories.extend(change.aspects)
+            for category in categories:
+                self.change_counts[category] += 1
+                examples = self.change_examples[category]
+                if len(examples) < self.examples:
+                    examples.append(change)
+            if change.id_changed:
+                self.resends += 1
+                if len(self.resend_examples) < self.examples:
+                    self.resend_examples.append(change)
+
+    def _add_segments(
+        self, customer_id: str, old: Sequence[CustomerDay], new: Sequence[CustomerDay]
+    ) -> None:
+        # A customer counts once, under the first day the two segments differ.
+        for before, after in zip(old, new, strict=True):
+            if before.segment != after.segment:
+                move = (before.segment or NO_SEGMENT, after.segment or NO_SEGMENT)
+                self.segment_moves[move] += 1
+                if len(self.segment_examples[move]) < self.examples:
+                    self.segment_examples[move].append(customer_id)
+                return
+
+    def _add_volume(self, side: str, plan: CustomerDay) -> None:
+        for action in plan.actions:
+            if action.kind != "message" or action.decision != "send":
+                continue
+            cell = self.volume[(plan.day, action.channel or "")]
+            cost = action.cost or Decimal(0)
+            if side == "old":
+                cell.old_messages += 1
+                cell.old_cost += cost
+            else:
+                cell.new_messages += 1
+                cell.new_cost += cost
+
+    @property
+    def segment_changes(self) -> int:
+        return sum(self.segment_moves.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "old": self.old_label,
+            "new": self.new_label,
+            "from": self.first_day,
+            "to": self.last_day,
+            "run_time": self.run_time,
+            "currency": self.currency,
+            "customers": self.customers,
+            "segments": [
+                {
+                    "from": move[0],
+                    "to": move[1],
+                    "customers": count,
+                    "examples": list(self.segment_examples[move]),
+                }
+                for move, count in sorted(self.segment_moves.items())
+            ],
+            "actions": {
+                category: {
+                    "count": self.change_counts[category],
+                    "examples": [
+                        change.to_json() for change in self.change_examples[category]
+                    ],
+                }
+                for category in ("added", "removed", *ASPECTS)
+            },
+            "id_changes": {
+                "count": self.resends,
+                "examples": [change.to_json() for change in self.resend_examples],
+            },
+            "volume": [
+                {
+                    "day": day,
+                    "channel": channel,
+                    "old_messages": cell.old_messages,
+                    "new_messages": cell.new_messages,
+                    "old_cost": cell.old_cost,
+                    "new_cost": cell.new_cost,
+                }
+                for (day, channel), cell in sorted(self.volume.items())
+            ],
+            "problems": list(self.problems),
+        }
