@@ -85,6 +85,7 @@ CATCH_UP = re.compile(r"([0-9]+) days?")
 HOURS = re.compile(r"([0-9]{2}):([0-9]{2})-([0-9]{2}):([0-9]{2})")
 TIME = re.compile(r"([0-9]{2}):([0-9]{2})")
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+COUNTRY = re.compile(r"[A-Z]{2,3}")
 
 # Variant fields that go into MessageTemplate.fields, rendered as they are.
 EXTRA_FIELDS = ("title", "button_label", "button_url", "script")
@@ -379,32 +380,7 @@ class ModelBuilder:
         country = text_of(country_node)
         subdivision_node = node.get("subdivision")
         subdivision = text_of(subdivision_node)
-        supported = _holiday_countries()
-        if country is not None and country_node is not None:
-            if country not in supported:
-                self.error(
-                    country_node.location,
-                    "E123",
-                    f"the holidays package knows no country `{country}`",
-                    suggest(country, supported),
-                )
-            elif (
-                subdivision is not None
-                and subdivision_node is not None
-                and subdivision not in supported[country]
-            ):
-                self.error(
-                    subdivision_node.location,
-                    "E123",
-                    f"`{subdivision}` is not a subdivision of {country}",
-                    suggest(subdivision, supported[country]),
-                )
-        elif subdivision is not None and subdivision_node is not None:
-            self.error(
-                subdivision_node.location,
-                "E123",
-                "a subdivision needs a country in `holidays`",
-            )
+        self.holiday_region(country_node, subdivision_node)
 
         extra: list[dt.date] = []
         for item in as_list(node.get("extra_holidays")):
@@ -413,6 +389,42 @@ class ModelBuilder:
                 extra.append(day)
         roll = text_of(node.get("due_date_roll")) or "next_business_day"
         return Calendar(country, subdivision, tuple(sorted(set(extra))), roll)
+
+    def holiday_region(
+        self, country_node: YNode | None, subdivision_node: YNode | None
+    ) -> None:
+        """The country and subdivision must be known to the holidays package."""
+        country = text_of(country_node)
+        subdivision = text_of(subdivision_node)
+        if country is None or country_node is None:
+            if subdivision is not None and subdivision_node is not None:
+                self.error(
+                    subdivision_node.location,
+                    "E123",
+                    "a subdivision needs a country in `holidays`",
+                )
+            return
+        if not COUNTRY.fullmatch(country):
+            return  # a malformed code: the schema reported it
+        supported = _holiday_countries()
+        if country not in supported:
+            self.error(
+                country_node.location,
+                "E123",
+                f"the holidays package knows no country `{country}`",
+                suggest(country, supported),
+            )
+        elif (
+            subdivision is not None
+            and subdivision_node is not None
+            and subdivision not in supported[country]
+        ):
+            self.error(
+                subdivision_node.location,
+                "E123",
+                f"`{subdivision}` is not a subdivision of {country}",
+                suggest(subdivision, supported[country]),
+            )
 
     def date(self, node: YNode) -> dt.date | None:
         if not isinstance(node, YScalar):

@@ -34,6 +34,8 @@ from dsl.yamlread import (
 # Patterns of names (segments, channels, the ruleset, ...): E114, not E116.
 _NAME_PATTERNS = frozenset({"^[a-z][a-z0-9_]*$", "^[a-z][a-z0-9_-]*$"})
 
+_DECIMAL_COMMA = re.compile(r"-?[0-9]+,[0-9]+")
+
 _TYPE_WORDS = {
     "string": "text",
     "number": "a number",
@@ -80,7 +82,9 @@ def trap_hint(node: YNode) -> str | None:
     if not isinstance(node, YScalar):
         return None
     if node.trap == TRAP_BOOL:
-        return f"`{node.text}` is a boolean in YAML 1.1: write true or false"
+        return (
+            f"YAML 1.1 tools read `{node.text}` as a boolean: quote it if text is meant"
+        )
     if node.trap == TRAP_DATE:
         return "write dates quoted"
     if node.trap == TRAP_SEXAGESIMAL:
@@ -139,7 +143,10 @@ def _diagnose(error: ValidationError, root: YNode) -> Iterator[Diagnostic]:
         words = [wanted] if isinstance(wanted, str) else list(wanted)
         expected = " or ".join(_TYPE_WORDS.get(w, w) for w in words)
         message = f"expected {expected}, found {describe(node)}"
-        yield _error(node.location, "E112", message, trap_hint(node))
+        hint = trap_hint(node)
+        if isinstance(node, YScalar) and _DECIMAL_COMMA.fullmatch(node.text):
+            hint = f"write decimals with a point: {node.text.replace(',', '.')}"
+        yield _error(node.location, "E112", message, hint)
         return
 
     if keyword == "enum":

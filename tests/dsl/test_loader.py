@@ -470,3 +470,19 @@ def test_warnings_do_not_stop_loading(tmp_path: Path) -> None:
     assert ruleset is not None
     assert codes(diagnostics) == ["W401"]
     assert load_ruleset(tmp_path / "policy.yaml").name == "mini"
+
+
+def test_a_decimal_comma_gets_a_hint(tmp_path: Path) -> None:
+    text = replaced("cost: 0.05", "cost: 0,05")
+    _, diagnostics = check_text(tmp_path, text)
+    assert only(diagnostics, "E112").hint == "write decimals with a point: 0.05"
+
+
+def test_no_as_a_holiday_country_is_one_error_with_the_yaml_hint(
+    tmp_path: Path,
+) -> None:
+    text = replaced("holidays: BR", "holidays: no")
+    _, diagnostics = check_text(tmp_path, text)
+    assert codes(diagnostics) == ["E116"]
+    assert diagnostics[0].hint is not None
+    assert "read `no` as a boolean" in diagnostics[0].hint
