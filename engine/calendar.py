@@ -90,6 +90,10 @@ class BusinessCalendar:
         self._language = _holiday_language(spec.holidays, language)
         self._extra = {day: "extra holiday" for day in spec.extra_holidays}
         self._years: dict[int, dict[dt.date, str]] = {}
+        # Every customer asks about the same few hundred days: remember.
+        self._business: dict[dt.date, bool] = {}
+        self._rolled: dict[dt.date, dt.date] = {}
+        self._shifted: dict[tuple[dt.date, int], dt.date] = {}
 
     def holiday_name(self, day: dt.date) -> str | None:
         """The holiday's name, or None on an ordinary day."""
@@ -103,7 +107,11 @@ class BusinessCalendar:
 
     def is_business_day(self, day: dt.date) -> bool:
         """Monday to Friday, except holidays."""
-        return day.weekday() < 5 and not self.is_holiday(day)
+        known = self._business.get(day)
+        if known is None:
+            known = day.weekday() < 5 and not self.is_holiday(day)
+            self._business[day] = known
+        return known
 
     def add_business_days(self, day: dt.date, count: int) -> dt.date:
         """Move `count` business days from `day` (backwards when negative).
@@ -121,19 +129,27 @@ class BusinessCalendar:
 
     def roll(self, due_date: dt.date) -> dt.date:
         """The effective due date after the calendar's roll rule."""
+        rolled = self._rolled.get(due_date)
+        if rolled is not None:
+            return rolled
         rule = self.spec.due_date_roll
-        if rule == "none" or self.is_business_day(due_date):
-            return due_date
-        step = ONE_DAY if rule == "next_business_day" else -ONE_DAY
-        while not self.is_business_day(due_date):
-            due_date += step
-        return due_date
+        rolled = due_date
+        if rule != "none":
+            step = ONE_DAY if rule == "next_business_day" else -ONE_DAY
+            while not self.is_business_day(rolled):
+                rolled += step
+        self._rolled[due_date] = rolled
+        return rolled
 
     def shift(self, day: dt.date, days: int, *, business: bool) -> dt.date:
         """A ladder offset from a (rolled) due date: `D-3`, `D+2 business`."""
-        if business:
-            return self.add_business_days(day, days)
-        return day + dt.timedelta(days=days)
+        if not business:
+            return day + dt.timedelta(days=days)
+        shifted = self._shifted.get((day, days))
+        if shifted is None:
+            shifted = self.add_business_days(day, days)
+            self._shifted[(day, days)] = shifted
+        return shifted
 
     def window_start(self, today: dt.date, window: Duration) -> dt.date:
         """The exclusive start of a history window ending at `today`.

@@ -10,8 +10,8 @@ The engine never sees the future: payments dated after today and a
   whose status says it is settled (`paid`, `closed`) but that has no date
   from either source counts as settled on its effective due date: there is
   no evidence that it was late. A `settled_on` after today does not count
-  as a date: as of today the invoice is still unsettled. An amount of zero or less (a credit note)
-  is settled from the start;
+  as a date: as of today the invoice is still unsettled. An amount of zero
+  or less (a credit note) is settled from the start;
 - days late = settled date (today when unsettled) minus the effective due
   date, never below zero;
 - open = status (when declared) not settled, no `settled_on` up to today,
@@ -162,7 +162,7 @@ class CustomerHistory:
     def __init__(
         self,
         invoices: Iterable[InvoiceState],
-        payments: Iterable[Record],
+        payments: Sequence[Record],
         today: dt.date,
         calendar: BusinessCalendar,
     ) -> None:
@@ -172,59 +172,81 @@ class CustomerHistory:
             (s for s in invoices if s.in_history and s.due_effective <= today),
             key=lambda s: (s.due_effective, s.id),
         )
+        self._owed = owed
         self._due_dates = [s.due_effective for s in owed]
-        self._days_late = _suffix([s.days_late for s in owed], lambda a, b: a + b, 0)
-        self._late_count = _suffix(
-            [1 if s.days_late > 0 else 0 for s in owed], lambda a, b: a + b, 0
-        )
-        self._max_late = _suffix([s.days_late for s in owed], max, 0)
-        self._billed = _suffix([s.amount for s in owed], lambda a, b: a + b, ZERO)
-        self._max_billed = _suffix([s.amount for s in owed], max, ZERO)
-
-        paid = sorted(
-            (p["paid_on"], p["amount"]) for p in payments if p["paid_on"] <= today
-        )
-        self._paid_dates = [paid_on for paid_on, _ in paid]
-        self._paid = _suffix([amount for _, amount in paid], lambda a, b: a + b, ZERO)
+        self._payments = payments
+        self._suffixes: dict[str, list[Any]] = {}
+        self._paid_dates: list[dt.date] = []
         self.used: dict[str, Any] = {}
 
     def invoice_count(self, window: Duration) -> int:
         return self._cached("invoice_count", window, self._count)
 
     def late_count(self, window: Duration) -> int:
-        return self._cached("late_count", window, self._late_count)
+        return self._cached("late_count", window, self._ints("late_count"))
 
     def max_days_late(self, window: Duration) -> int:
-        return self._cached("max_days_late", window, self._max_late)
+        return self._cached("max_days_late", window, self._ints("max_days_late"))
 
     def sum_days_late(self, window: Duration) -> int:
-        return self._cached("sum_days_late", window, self._days_late)
+        return self._cached("sum_days_late", window, self._ints("sum_days_late"))
 
     def avg_days_late(self, window: Duration) -> Decimal:
+        days_late = self._ints("sum_days_late")
+
         def average(start: int) -> Decimal:
-            return _average(Decimal(self._days_late[start]), self._count(start))
+            return _average(Decimal(days_late[start]), self._count(start))
 
         return self._cached("avg_days_late", window, average)
 
     def billed_total(self, window: Duration) -> Decimal:
-        return self._cached("billed_total", window, self._billed)
+        return self._cached("billed_total", window, self._amounts("billed_total"))
 
     def max_billed(self, window: Duration) -> Decimal:
-        return self._cached("max_billed", window, self._max_billed)
+        return self._cached("max_billed", window, self._amounts("max_billed"))
 
     def avg_billed(self, window: Duration) -> Decimal:
+        billed = self._amounts("billed_total")
+
         def average(start: int) -> Decimal:
-            return _average(self._billed[start], self._count(start))
+            return _average(billed[start], self._count(start))
 
         return self._cached("avg_billed", window, average)
 
     def paid_total(self, window: Duration) -> Decimal:
         key = f"paid_total({describe_duration(window)})"
         if key not in self.used:
+            if "paid" not in self._suffixes:
+                paid = sorted(
+                    (p["paid_on"], p["amount"])
+                    for p in self._payments
+                    if p["paid_on"] <= self.today
+                )
+                self._paid_dates = [paid_on for paid_on, _ in paid]
+                self._suffixes["paid"] = _suffix_of(
+                    [amount for _, amount in paid], _add, ZERO
+                )
             start = self.calendar.window_start(self.today, window)
-            self.used[key] = self._paid[bisect_right(self._paid_dates, start)]
+            index = bisect_right(self._paid_dates, start)
+            self.used[key] = self._suffixes["paid"][index]
         result: Decimal = self.used[key]
         return result
+
+    def _ints(self, name: str) -> list[int]:
+        return self._suffix(name)
+
+    def _amounts(self, name: str) -> list[Decimal]:
+        return self._suffix(name)
+
+    def _suffix(self, name: str) -> list[Any]:
+        """The suffix array of one aggregate, built on first use: a policy
+        reads two or three aggregates, not all of them."""
+        found = self._suffixes.get(name)
+        if found is None:
+            value, combine, empty = _SUFFIXES[name]
+            found = _suffix_of([value(s) for s in self._owed], combine, empty)
+            self._suffixes[name] = found
+        return found
 
     def _count(self, start: int) -> int:
         return len(self._due_dates) - start
@@ -252,7 +274,24 @@ def describe_duration(window: Duration) -> str:
     return f"{window.amount} {unit}"
 
 
-def _suffix(values: list[T], combine: Callable[[T, T], T], empty: T) -> list[T]:
+def _add(first: Any, second: Any) -> Any:
+    return first + second
+
+
+# Per aggregate: the value of one invoice, how two combine, and the value of
+# an empty window.
+_SUFFIXES: dict[
+    str, tuple[Callable[[InvoiceState], Any], Callable[[Any, Any], Any], Any]
+] = {
+    "late_count": (lambda s: int(s.days_late > 0), _add, 0),
+    "max_days_late": (lambda s: s.days_late, max, 0),
+    "sum_days_late": (lambda s: s.days_late, _add, 0),
+    "billed_total": (lambda s: s.amount, _add, ZERO),
+    "max_billed": (lambda s: s.amount, max, ZERO),
+}
+
+
+def _suffix_of(values: list[T], combine: Callable[[T, T], T], empty: T) -> list[T]:
     """result[i] = combine over values[i:]; result[len] = empty."""
     result = [empty] * (len(values) + 1)
     for index in range(len(values) - 1, -1, -1):

@@ -717,6 +717,8 @@ class _CustomerPlanner:
         for invoice in self.invoices:
             if not invoice.in_history or invoice.amount <= ZERO:
                 continue
+            if invoice.settled is not None and invoice.settled <= first:
+                continue  # settled before the week began: nothing sent then
             for step in segment.steps:
                 if step.is_escalation:
                     continue

@@ -7,6 +7,9 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.numbers import format_currency
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.formatting import LocaleFormatter, round_money
 
@@ -82,3 +85,35 @@ def test_datetimes_are_shown_in_the_ruleset_zone(brl: LocaleFormatter) -> None:
 )
 def test_numbers(brl: LocaleFormatter, value: Decimal | int, text: str) -> None:
     assert brl.number(value) == text
+
+
+LOCALES = [
+    ("pt_BR", "BRL"),
+    ("en_US", "USD"),
+    ("ja_JP", "JPY"),
+    ("de_DE", "EUR"),
+    ("fr_FR", "EUR"),  # a narrow no-break space between groups
+    ("en_IN", "INR"),  # groups of two above the thousands
+    ("ar_EG", "EGP"),
+    ("es_CL", "CLP"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    locale=st.sampled_from(LOCALES),
+    value=st.decimals(
+        min_value=Decimal("-99999999999.999"),
+        max_value=Decimal("99999999999.999"),
+        places=3,
+        allow_nan=False,
+        allow_infinity=False,
+    ),
+)
+def test_money_is_what_babel_writes_after_our_rounding(
+    locale: tuple[str, str], value: Decimal
+) -> None:
+    name, currency = locale
+    formatter = LocaleFormatter(name, currency, SAO_PAULO)
+    rounded = round_money(value, formatter.currency_digits)
+    assert formatter.money(value) == format_currency(rounded, currency, locale=name)
