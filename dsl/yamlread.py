@@ -58,6 +58,16 @@ _STYLES = {
 
 Scalar = str | int | Decimal | bool | None
 
+# A policy nests a handful of levels; a limit keeps a pathological file from
+# exhausting the stack in the checks that walk the tree.
+MAX_DEPTH = 64
+
+
+class _TooDeep(Exception):
+    def __init__(self, location: Location) -> None:
+        super().__init__(str(location))
+        self.location = location
+
 
 class SourceText:
     """The decoded text of one file and where its lines start."""
@@ -315,9 +325,11 @@ class _Builder:
         del end
         return root
 
-    def node(self) -> YNode:
+    def node(self, depth: int = 0) -> YNode:
         event = self.loader.get_event()
         location = self.mark(event.start_mark)
+        if depth > MAX_DEPTH:
+            raise _TooDeep(location)
         if isinstance(event, yaml.AliasEvent):
             self.error(
                 location,
@@ -342,11 +354,11 @@ class _Builder:
         if isinstance(event, yaml.SequenceStartEvent):
             items: list[YNode] = []
             while not self.loader.check_event(yaml.SequenceEndEvent):
-                items.append(self.node())
+                items.append(self.node(depth + 1))
             self.loader.get_event()
             return YSeq(items, location)
         assert isinstance(event, yaml.MappingStartEvent)
-        return self.mapping(location)
+        return self.mapping(location, depth)
 
     def scalar(self, event: Any, location: Location) -> YScalar:
         style = _STYLES.get(event.style, "plain")
@@ -366,12 +378,12 @@ class _Builder:
             _end=event.end_mark.index,
         )
 
-    def mapping(self, location: Location) -> YMap:
+    def mapping(self, location: Location, depth: int) -> YMap:
         items: list[tuple[YScalar, YNode]] = []
         seen: dict[str, YScalar] = {}
         while not self.loader.check_event(yaml.MappingEndEvent):
-            key_node = self.node()
-            value = self.node()
+            key_node = self.node(depth + 1)
+            value = self.node(depth + 1)
             if not isinstance(key_node, YScalar):
                 self.error(
                     key_node.location,
@@ -449,6 +461,9 @@ def parse(source: SourceText) -> tuple[YNode | None, list[Diagnostic]]:
         if exc.context and exc.problem:
             message = f"{exc.context}: {exc.problem}"
         return None, [*builder.diagnostics, _syntax(at, message)]
+    except _TooDeep as exc:
+        message = f"nested deeper than {MAX_DEPTH} levels"
+        return None, [_syntax(exc.location, message)]
     except yaml.reader.ReaderError as exc:
         # Raised before any node is built: the reader checks the whole text.
         at = source.location(exc.position)

@@ -237,3 +237,10 @@ def test_random_expressions_in_their_places(
     else:
         text = MINI.replace('      subject: "Fatura"', f"      subject: {quoted}")
     check_bytes(scratch, text.encode())
+
+
+def test_the_deepest_document_the_reader_accepts_is_checked(scratch: Path) -> None:
+    nested = "[" * 63 + "]" * 63
+    check_bytes(
+        scratch, f"ruleset: x\ndescription: {nested}\nsegments: {nested}\n".encode()
+    )

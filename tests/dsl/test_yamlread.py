@@ -353,3 +353,15 @@ def test_locations_survive_any_style_pyyaml_writes(
         at = node.locate(offset)
         written = lines[at.line - 1][at.column - 1]
         assert written == char or written == "\\"
+
+
+@pytest.mark.parametrize("depth", [200, 5000])
+def test_deep_nesting_is_an_error_not_a_crash(depth: int) -> None:
+    root, problems = load("a: " + "[" * depth + "]" * depth + "\n")
+    assert root is None
+    assert len(problems) == 1 and "error[E101]" in problems[0]
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    root, problems = load("a: " + "[" * 60 + "]" * 60 + "\n")
+    assert problems == [] and root is not None
