@@ -160,13 +160,6 @@ class ModelBuilder:
             Diagnostic(location, Severity.ERROR, code, message, hint)
         )
 
-    def warning(
-        self, location: Location, code: str, message: str, hint: str | None = None
-    ) -> None:
-        self.diagnostics.append(
-            Diagnostic(location, Severity.WARNING, code, message, hint)
-        )
-
     def _take(self, found: list[Diagnostic]) -> None:
         for diagnostic in found:
             if diagnostic.severity is Severity.ERROR:
