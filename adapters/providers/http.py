@@ -319,9 +319,10 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 def e164(message: OutboundMessage, provider: str) -> str:
     """The message's phone number, which must be E.164 (`+5511987654321`)."""
     if not _E164.fullmatch(message.address):
+        # The number itself stays out of the message: it ends up in logs.
         raise PermanentFailure(
-            f"{message.address!r} is not an E.164 phone number (+ country code "
-            "and number, digits only)",
+            "the address is not an E.164 phone number (+, country code and "
+            "number, digits only)",
             provider=provider,
         )
     return message.address

@@ -27,6 +27,8 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # environment (`${VAR}`), never be written in the configuration file.
 _SECRET_HEADER = re.compile(r"authorization|token|secret|key|signature", re.I)
 
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+
 _MISSING: Any = object()
 
 
@@ -89,6 +91,16 @@ class Options:
             raise self.error("must not contain control characters", key)
         return value
 
+    def header_name(self, key: str, default: Any = _MISSING) -> Any:
+        """An HTTP header name (letters, digits, '-')."""
+        value = self.text(key, default)
+        if value is not None and not _HEADER_NAME.fullmatch(value):
+            raise self.error(
+                "must be a header name (letters, digits and '-'), or false for none",
+                key,
+            )
+        return value
+
     def number(self, key: str, default: float) -> float:
         """A positive number of seconds, items, ..."""
         value = self._get(key, default)
@@ -129,12 +141,15 @@ class Options:
             )
         return value
 
-    def secret(self, key: str, *, required: bool = True) -> str | None:
-        """The value of the environment variable an `*_env` option names."""
+    def secret(
+        self, key: str, *, required: bool = True, literal_allowed: bool = False
+    ) -> str | None:
+        """The value of the environment variable an `*_env` option names.
+        `literal_allowed` for identifiers that may also be written out."""
         if not key.endswith("_env"):
             raise AssertionError(f"secret option {key!r} must end in _env")
         literal = key.removesuffix("_env")
-        if literal in self._options:
+        if literal in self._options and not literal_allowed:
             raise self._literal_secret(literal)
         variable = self.text(key, _MISSING if required else None)
         if variable is None:
@@ -164,7 +179,7 @@ class Options:
         headers: dict[str, str] = {}
         for name, value in raw.items():
             where = f"{key}.{name}"
-            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9-]+", name):
+            if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
                 raise self.error("header names are letters, digits and '-'", where)
             if not isinstance(value, str) or any(ord(c) < 32 for c in value):
                 raise self.error("must be a one-line string", where)

@@ -103,27 +103,31 @@ class TwilioSms:
 
     @classmethod
     def from_options(cls, name: str, options: Options) -> TwilioSms:
-        account_sid = options.text("account_sid", None) or options.secret(
-            "account_sid_env", required=False
+        # The account SID is an identifier, not a secret; some keep it in
+        # the environment beside the token all the same.
+        literal_sid = options.text("account_sid", None)
+        env_sid = options.secret(
+            "account_sid_env", required=False, literal_allowed=True
         )
-        if account_sid is None:
-            raise options.error("set account_sid or account_sid_env", "account_sid")
+        if (literal_sid is None) == (env_sid is None):
+            raise options.error(
+                "set exactly one of account_sid, account_sid_env", "account_sid"
+            )
         sender = options.text("from", None)
         service = options.text("messaging_service_sid", None)
         if (sender is None) == (service is None):
             raise options.error("set exactly one of from, messaging_service_sid")
-        provider = cls(
+        return cls(
             name,
             client_from(options),
-            account_sid=account_sid,
+            account_sid=literal_sid or env_sid or "",
             auth_token=options.secret("auth_token_env") or "",
             sender=sender,
             messaging_service_sid=service,
             base_url=options.url("base_url", TWILIO_BASE_URL),
             status_callback=options.url("status_callback", None),
-            idempotency_header=options.text("idempotency_header", None),
+            idempotency_header=options.header_name("idempotency_header", None),
         )
-        return provider
 
     def send(self, message: OutboundMessage) -> SendResult:
         fields = {"To": e164(message, self.name), "Body": message.body}
@@ -200,11 +204,10 @@ class JsonSms:
         allowed = [p for p in JSON_PLACEHOLDERS if p != "from" or sender is not None]
         for path, text in _strings(body, "body"):
             check_placeholders(text, allowed, options, path)
-        idempotency = options.raw("idempotency_header", "Idempotency-Key")
-        if idempotency is not False and not isinstance(idempotency, str):
-            raise options.error(
-                "must be a header name, or false for none", "idempotency_header"
-            )
+        # `false` turns the header off for a gateway that rejects it.
+        idempotency: str | None = None
+        if options.raw("idempotency_header", "Idempotency-Key") is not False:
+            idempotency = options.header_name("idempotency_header", "Idempotency-Key")
         return cls(
             name,
             client_from(options),
@@ -213,7 +216,7 @@ class JsonSms:
             body=body,
             message_id_field=options.text("message_id_field", "id"),
             sender=sender,
-            idempotency_header=idempotency or None,
+            idempotency_header=idempotency,
         )
 
     def send(self, message: OutboundMessage) -> SendResult:

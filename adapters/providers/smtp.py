@@ -245,7 +245,8 @@ class SmtpProvider:
         recipient = ascii_address(message.address)
         if recipient is None:
             raise PermanentFailure(
-                f"{message.address!r} is not an e-mail address we can send to",
+                "the address is not an e-mail address we can send to (plain "
+                "ASCII local@domain)",
                 provider=self.name,
             )
         if not message.subject or not one_line(message.subject):

@@ -261,7 +261,7 @@ def test_json_sms_gateway_error_shape(
         ({"headers": {"Authorization": "Bearer abc"}}, "from the environment"),
         ({"headers": {"X-Key": "${NOT_SET}"}}, "NOT_SET is not set"),
         ({"url": "http://sms.example.com/send"}, "must use https"),
-        ({"idempotency_header": 3}, "header name, or false"),
+        ({"idempotency_header": "Idem Key"}, "must be a header name"),
     ],
 )
 def test_json_sms_configuration_mistakes(options: dict[str, Any], message: str) -> None:
