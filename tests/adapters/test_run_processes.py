@@ -149,9 +149,9 @@ def test_send_attempts_are_logged_with_personal_data_masked(tmp_path: Path) -> N
 
 # -- overlapping runs --------------------------------------------------------
 
-# A run of hand-made actions whose provider takes `delay` seconds per
-# message, so that a second process surely starts while the first sends.
-SLOW_RUN = """
+# A run of hand-made actions whose provider waits for a gate file before
+# each message: the test decides when the first run may finish.
+GATED_RUN = """
 import datetime as dt, json, sys, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -159,15 +159,16 @@ from adapters.ledger import Ledger
 from adapters.providers.outbox import OutboxProvider
 from adapters.runner import PlanInput, Route, Runner, RunSettings, action_from_json
 
-url, prefix, plan, outbox, lock_timeout, delay = sys.argv[1:]
+url, prefix, plan, outbox, lock_timeout, gate = sys.argv[1:]
 actions = [action_from_json(json.loads(line)) for line in open(plan)]
 
-class SlowOutbox(OutboxProvider):
+class GatedOutbox(OutboxProvider):
     def send(self, message):
-        time.sleep(float(delay))
+        while not Path(gate).exists():
+            time.sleep(0.01)
         return super().send(message)
 
-route = Route(SlowOutbox(outbox))
+route = Route(GatedOutbox(outbox))
 ledger = Ledger.open(url, prefix=prefix)
 runner = Runner(
     ruleset="teste",
@@ -201,20 +202,20 @@ def ledger_url(
     ledger.close()
 
 
-def slow_run(
+def gated_run(
     url: str, prefix: str, folder: Path, lock_timeout: float
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
             "-c",
-            SLOW_RUN,
+            GATED_RUN,
             url,
             prefix,
             str(folder / "plan.jsonl"),
             str(folder / "outbox.jsonl"),
             str(lock_timeout),
-            "0.2",
+            str(folder / "gate"),
         ],
         cwd=folder,
         env=environment(),
@@ -249,14 +250,15 @@ def test_overlapping_runs_never_both_send(
         "".join(canonical_json(a.to_json()) + "\n" for a in actions)
     )
 
-    first = slow_run(url, prefix, tmp_path, lock_timeout=0)
-    wait_for_lock(url, prefix)
-    impatient = slow_run(url, prefix, tmp_path, lock_timeout=0)
-    patient = slow_run(url, prefix, tmp_path, lock_timeout=30)
-    results = [
-        process.communicate(timeout=60) for process in (first, impatient, patient)
-    ]
-    reports = [json.loads(stdout) for stdout, _ in results]
+    first = gated_run(url, prefix, tmp_path, lock_timeout=0)
+    wait_for_lock(url, prefix)  # first holds it, stuck before its first send
+    impatient = gated_run(url, prefix, tmp_path, lock_timeout=0)
+    impatient_out, _ = impatient.communicate(timeout=60)
+    patient = gated_run(url, prefix, tmp_path, lock_timeout=30)
+    time.sleep(0.3)
+    (tmp_path / "gate").touch()
+    results = [process.communicate(timeout=60) for process in (first, patient)]
+    reports = [json.loads(out) for out in (results[0][0], impatient_out, results[1][0])]
 
     assert [first.returncode, impatient.returncode, patient.returncode] == [0, 5, 0]
     assert reports[0]["outcomes"] == {"sent": 5}
