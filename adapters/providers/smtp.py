@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import os
 import re
 import smtplib
 import socket
@@ -218,6 +219,8 @@ class SmtpProvider:
                 url, UNSUBSCRIBE_PLACEHOLDERS, options, "list_unsubscribe_url"
             )
         ca_file = options.text("ca_file", None)
+        if ca_file is not None and not os.path.isfile(ca_file):
+            raise options.error(f"no such file: {ca_file}", "ca_file")
 
         return cls(
             name,

@@ -298,11 +298,8 @@ class RbmReceipts:
         if "clientToken" in payload and "secret" in payload:
             return self._verify_webhook(payload)
 
-        data = (
-            payload.get("message", {}).get("data")
-            if isinstance(payload.get("message"), dict)
-            else None
-        )
+        data = payload.get("message", {})
+        data = data.get("data") if isinstance(data, dict) else None
         if not isinstance(data, str):
             raise ReceiptRejected("message.data is missing")
         try:
@@ -439,8 +436,9 @@ class ReceiptServer:
         host, port = self._server.server_address[:2]
         return str(host), int(port)
 
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until `shutdown()`, which waits up to `poll_interval`."""
+        self._server.serve_forever(poll_interval)
 
     def shutdown(self) -> None:
         """Stop serving (from another thread) and close the socket."""

@@ -358,7 +358,7 @@ def receiver(ledger: Ledger) -> Iterator[ReceiptServer]:
         ledger.record_delivery_status,
         clock=lambda: NOW,
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
