@@ -50,7 +50,7 @@ def describe(compiled: CompiledRuleset, customer_plan: CustomerPlan) -> list[str
     lines += _invoices(trace, fmt)
     lines += _history(trace, fmt)
     lines += _score(trace)
-    lines += _segment(trace)
+    lines += _segment(trace, compiled)
     lines += _credit(trace, fmt)
     lines += _channels(trace)
     lines += _steps(trace)
@@ -111,7 +111,7 @@ def _score(trace: CustomerTrace) -> list[str]:
     return lines
 
 
-def _segment(trace: CustomerTrace) -> list[str]:
+def _segment(trace: CustomerTrace, compiled: CompiledRuleset) -> list[str]:
     if trace.segment is None:
         head = "segment: none matched (no segment: no messages)"
     else:
@@ -120,6 +120,9 @@ def _segment(trace: CustomerTrace) -> list[str]:
     for name, rule, matched in trace.segment_checks:
         verdict = "matched" if matched else "no"
         lines.append(f"{INDENT}{name}: {rule} -> {verdict}")
+    for segment in compiled.segments[len(trace.segment_checks) :]:
+        rule = segment.segment.when.source
+        lines.append(f"{INDENT}{segment.name}: {rule} -> not tried (first match wins)")
     return lines
 
 
