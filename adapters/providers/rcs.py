@@ -16,9 +16,9 @@ The action id is the message id, so the API itself refuses a second copy
 (409 ALREADY_EXISTS, which we take as "already accepted").
 
 A phone without RCS (or one that cannot show rich cards) raises
-`FallbackRequired` naming the fallback channel, with a plain-text body
-that keeps the payment link; the runner sends that through the fallback
-channel's provider and the ledger records both. Authentication is a
+`FallbackRequired` naming the fallback channel (the `fallback_channel`
+option), with a plain-text body that keeps the payment link, for a runner
+to send through that channel's provider (docs/providers.md). Authentication is a
 bearer token from the environment (an OAuth access token of the RBM
 service account, refreshed outside this process).
 """
@@ -205,7 +205,7 @@ class RbmRcs:
     def _fallback(
         self, message: OutboundMessage, reason: str, text: str
     ) -> FallbackRequired:
-        channel = message.extras.get("fallback_channel") or self._fallback_channel
+        channel = self._fallback_channel
         body = message.body
         url = self._payment_url(message)
         if url and url not in body:
@@ -214,14 +214,13 @@ class RbmRcs:
         return FallbackRequired(
             f"{text}{where}",
             provider=self.name,
-            fallback_channel=None if channel is None else str(channel),
+            fallback_channel=channel,
             body=body,
             reason=reason,
         )
 
     def _payment_url(self, message: OutboundMessage) -> str | None:
-        extras = message.extras
-        url = extras.get("button_url") or extras.get("payment_link")
+        url = message.extras.get("button_url")
         if not url:
             return None
         if not str(url).startswith(("https://", "http://")):

@@ -171,19 +171,6 @@ def test_a_phone_that_cannot_show_cards_falls_back_too(
     assert caught.value.details["fallback"]["reason"] == "no_rich_card"
 
 
-def test_the_plan_can_name_the_fallback_channel(
-    rbm: HttpServer, make_message: MessageFactory
-) -> None:
-    message = make_message(
-        address=SMS_ONLY_PHONE, extras={**EXTRAS, "fallback_channel": "sms_barato"}
-    )
-
-    with pytest.raises(FallbackRequired) as caught:
-        rcs(rbm, fallback_channel=None).send(message)
-
-    assert caught.value.fallback_channel == "sms_barato"
-
-
 def test_without_a_fallback_channel_the_failure_is_plain_permanent(
     rbm: HttpServer, make_message: MessageFactory
 ) -> None:
