@@ -30,14 +30,17 @@ MariaDB/MySQL. Instants are stored as naive UTC.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -80,9 +83,38 @@ _FINAL_STATE = {
 _SQLITE_BUSY_SECONDS = 30.0
 _CHUNK = 500
 
+# PostgreSQL and InnoDB may pick a transaction as a deadlock victim and roll
+# it back whole; trying it again is safe, nothing of it was kept.
+_DEADLOCK = re.compile(r"deadlock|lock wait timeout|could not serialize", re.I)
+_DEADLOCK_TRIES = 4
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 
 class LedgerError(Exception):
     """The ledger cannot be opened, read or written."""
+
+
+def _retry_deadlocks(
+    method: Callable[Concatenate[Ledger, _P], _R],
+) -> Callable[Concatenate[Ledger, _P], _R]:
+    """Run a ledger write again when the database chose it as a deadlock
+    victim (each such method is one transaction)."""
+
+    @functools.wraps(method)
+    def retried(self: Ledger, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for attempt in range(1, _DEADLOCK_TRIES + 1):
+            try:
+                return method(self, *args, **kwargs)
+            except LedgerError as exc:
+                if attempt == _DEADLOCK_TRIES or not _DEADLOCK.search(str(exc)):
+                    raise
+                logger.debug("ledger deadlock in %s; again", method.__name__)
+                time.sleep(0.02 * attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    return retried
 
 
 def _instant() -> sa.types.TypeEngine[dt.datetime]:
@@ -489,6 +521,7 @@ class Ledger:
 
     # -- the run lock ----------------------------------------------------
 
+    @_retry_deadlocks
     def try_lock(
         self,
         name: str,
@@ -602,6 +635,7 @@ class Ledger:
 
     # -- actions ---------------------------------------------------------
 
+    @_retry_deadlocks
     def recover_interrupted(
         self, ruleset: str, run_id: int, at: dt.datetime
     ) -> list[RecoveredAction]:
@@ -665,6 +699,7 @@ class Ledger:
                 )
         return recovered
 
+    @_retry_deadlocks
     def note(
         self,
         entries: Sequence[ActionEntry],
@@ -727,6 +762,7 @@ class Ledger:
                     ],
                 )
 
+    @_retry_deadlocks
     def claim(
         self,
         entry: ActionEntry,
@@ -802,6 +838,7 @@ class Ledger:
         )
         return None
 
+    @_retry_deadlocks
     def record_attempt(
         self,
         action_id: str,

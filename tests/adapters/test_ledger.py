@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -412,3 +414,46 @@ def test_an_unreachable_database_is_a_ledger_error() -> None:
         Ledger.open("postgresql+psycopg://nobody@127.0.0.1:1/none")
     with pytest.raises(LedgerError, match="not a database URL"):
         Ledger.open("not a url")
+
+
+def test_a_claim_chosen_as_deadlock_victim_is_tried_again(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = Ledger.open(postgres_url, prefix=unique_prefix())
+    assert ledger is not None
+    try:
+        run_id = start(ledger)
+        failed, wanted = entry(1, channel="rcs"), entry(1, channel="sms")
+        ledger.note([failed, wanted], run_id, T0)
+        ledger.claim(failed, run_id, T0)
+        finish_attempt(ledger, failed.action_id, run_id, "permanent")
+        claims, actions = ledger.tables["step_claims"], ledger.tables["actions"]
+        outcome: list[bool] = []
+
+        with ledger.engine.connect() as other:
+            other.begin()
+            # Hold the step; the claim will lock its action, then wait here.
+            other.execute(sa.update(claims).values(claimed_at=T0.replace(tzinfo=None)))
+            with caplog.at_level(logging.DEBUG, logger="adapters.ledger"):
+                worker = threading.Thread(
+                    target=lambda: outcome.append(
+                        ledger.claim(wanted, run_id, T0).claimed
+                    )
+                )
+                worker.start()
+                time.sleep(0.3)
+                # Now wait for the claim's action row: a deadlock, which
+                # PostgreSQL resolves by failing the first waiter, the claim.
+                other.execute(
+                    sa.update(actions)
+                    .where(actions.c.action_id == wanted.action_id)
+                    .values(reason="held")
+                )
+                other.commit()
+                worker.join(timeout=30)
+    finally:
+        ledger.metadata.drop_all(ledger.engine)
+        ledger.close()
+
+    assert outcome == [True]
+    assert any("deadlock in claim" in r.getMessage() for r in caplog.records)
