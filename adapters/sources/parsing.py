@@ -96,6 +96,9 @@ class FieldParser:
         self.max_length = field_.max_length
         self._options = options
         self._parse = _parser_for(field_.type, options)
+        # Read for every value of every row: looked up once here.
+        self._nullable = field_.type.nullable
+        self._null_words = frozenset(options.null_words)
 
     def parse(self, raw: object) -> object:
         """The typed value of `raw`, or `ValueProblem`.
@@ -106,10 +109,10 @@ class FieldParser:
         """
         if isinstance(raw, str):
             raw = raw.strip()
-            if raw in self._options.null_words:
+            if raw in self._null_words:
                 raw = None
         if raw is None:
-            if self.type.nullable:
+            if self._nullable:
                 return None
             raise ValueProblem(
                 f"is empty, but the field is declared {self.type}"
@@ -205,6 +208,7 @@ def _decimal_parser(options: ParseOptions, *, places: int | None) -> Parser:
     example = "1234" + options.decimal + "56"
 
     def parse(raw: object) -> Decimal:
+        written = None  # decimal places as written, when raw is text
         if isinstance(raw, bool):
             raise ValueProblem(f"{_describe(raw)} is not a number")
         if isinstance(raw, int):
@@ -222,11 +226,18 @@ def _decimal_parser(options: ParseOptions, *, places: int | None) -> Parser:
             if not _PLAIN_NUMBER.fullmatch(body):
                 raise ValueProblem(f"{raw!r} is not a number (expected e.g. {example})")
             value = Decimal(body)
+            point = body.find(".")  # the pattern allows no exponent
+            written = 0 if point < 0 else len(body) - point - 1
         else:
             raise ValueProblem(f"{_describe(raw)} is not a number")
         if not value.is_finite():
             raise ValueProblem(f"{_describe(raw)} is not a finite number")
-        if places is not None and _decimal_places(value) > places:
+        # Text with no more places than allowed needs no look at the digits.
+        if (
+            places is not None
+            and (written is None or written > places)
+            and _decimal_places(value) > places
+        ):
             raise ValueProblem(
                 f"{_describe(raw)} has more than {places} decimal places"
                 " (rounding money is a business decision: round it at the"
@@ -242,6 +253,8 @@ def _decimal_places(value: Decimal) -> int:
     _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # callers pass finite values
     places = -exponent
+    if places <= 0:
+        return 0
     trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
     return max(places - trailing, 0)
 
