@@ -26,30 +26,10 @@ Decisions that are this module's to make, and why:
   `min_instalment`); otherwise the step is skipped and the explanation says
   why. The offer action is listed whenever such a step fires, whether or not
   a channel can carry its message.
-- Frequency, `same_day: combine`: messages of one step and channel whose
-  windows fall on the same day become one message. Its id is the id the
-  earliest invoice (by due date, then id) would have had alone, so a re-run
-  after another invoice of the group was paid sends nothing twice; the
-  other invoices get a "combined" entry naming that id. The copy reads as
-  the earliest invoice, with `amount`, `amount_paid` and `amount_due`
-  summed over the group. Steps with an offer are never combined: each offer
-  is for one invoice.
-- Frequency caps count sends per day of their window: on-time steps first,
-  then catch-up ones, each group in plan order; what is over a cap is
-  "capped". `per_week` is a rolling seven days ending on the window's day.
-  The days before `since` are not in this plan, so their messages are
-  estimated from the ladder: the message steps of the customer's current
-  segment whose day fell there, for invoices still unsettled on that day,
-  at most `per_day` a day (after combining). The engine has no ledger; this
-  keeps a weekly cap meaningful in a daily run.
-- Instalment offers: n is the policy's `instalments`, lowered so that each
-  is at least `min_instalment`. Without interest the total is the amount
-  due; with monthly interest i, it is n times the Price-table payment
-  `due * i / (1 - (1 + i) ** -n)`. The total is rounded half up to cents,
-  each instalment is total / n rounded half up, and the last one takes the
-  remainder. The first instalment (`new_due_date`) is due one month after
-  today, rolled like a due date. A `new_date` offer moves the due date by
-  its days (rolled); with interest, the total grows pro rata by days / 30.
+- Combining and frequency caps across the customer's messages follow
+  `engine.frequency`, whose docstring says how.
+- Offer terms (instalments, interest, new due date) are computed by
+  `engine.offers`, whose docstring gives the formulas.
 - Credit and error actions carry today as their date, so a customer is
   flagged at most once a day and a new day flags again while over limit.
 - An evaluation error (division by zero, ...) anywhere in a customer's
@@ -64,12 +44,11 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 
 from dsl import sms
 from engine import ENGINE_VERSION
-from engine.calendar import Opening, add_months
 from engine.compiler import (
     CompiledChannel,
     CompiledOffer,
@@ -78,8 +57,17 @@ from engine.compiler import (
     CompiledStep,
 )
 from engine.contact import Address, check_address
-from engine.formatting import round_money
+from engine.frequency import (
+    CATCH_UP,
+    MISSED,
+    ON_TIME,
+    PendingMessage,
+    cap,
+    combine,
+    earlier_messages,
+)
 from engine.history import ZERO, CustomerHistory, InvoiceState, prepare_invoices
+from engine.offers import offer_terms
 from engine.plan import Action, PlanHeader, action_id
 from engine.records import CustomerRecords, RecordSource
 from engine.runtime import EvaluationError
@@ -87,17 +75,13 @@ from engine.scope import Record, Scope
 
 logger = logging.getLogger(__name__)
 
-ON_TIME = "on time"
-CATCH_UP = "late, catch-up"
-MISSED = "missed"
-
 
 @dataclass(frozen=True)
 class ScoreLine:
     characteristic: str
     value: Any
     points: int
-    band: str | None  # "1..2"; None when the value is in no band
+    band: str | None  # "1 to 2", ">= 3"; None when the value is in no band
 
 
 @dataclass(frozen=True)
@@ -142,31 +126,6 @@ class CustomerPlan:
     segment: str | None
     actions: list[Action]  # in plan order
     trace: CustomerTrace
-
-
-@dataclass
-class _Message:
-    """A message step on its way to becoming an action."""
-
-    invoice: InvoiceState
-    step: CompiledStep
-    day: dt.date
-    timing: str
-    channel: CompiledChannel | None
-    address: str | None
-    rejected: list[dict[str, str]]
-    offer: Record | None
-    decision: str = "send"
-    reason: str | None = None
-    opening: Opening | None = None
-    moved: str | None = None  # why the window is on a later day
-    group: list[_Message] = field(default_factory=list)  # combined into this one
-    into: str | None = None  # the id this one was combined into
-
-    @property
-    def window_day(self) -> dt.date:
-        assert self.opening is not None
-        return self.opening.start.date()
 
 
 def resolve_today(compiled: CompiledRuleset, as_of: dt.datetime) -> dt.datetime:
@@ -246,8 +205,7 @@ class _CustomerPlanner:
         if segment is not None:
             messages = self._ladder(segment, blocked)
             self._place(messages)
-            self._combine(messages)
-            self._cap(messages, segment)
+            self._limit(messages, segment)
             for message in messages:
                 self.actions.append(self._message_action(message))
         return self.actions
@@ -355,8 +313,8 @@ class _CustomerPlanner:
 
     # -- the ladder -------------------------------------------------------
 
-    def _ladder(self, segment: CompiledSegment, blocked: bool) -> list[_Message]:
-        messages: list[_Message] = []
+    def _ladder(self, segment: CompiledSegment, blocked: bool) -> list[PendingMessage]:
+        messages: list[PendingMessage] = []
         if not segment.steps:
             return messages
         calendar = self.compiled.calendar
@@ -384,7 +342,7 @@ class _CustomerPlanner:
         invoice: InvoiceState,
         in_range: list[tuple[CompiledStep, dt.date]],
         blocked: bool,
-    ) -> list[_Message]:
+    ) -> list[PendingMessage]:
         self.scope.invoice = invoice.record
         self.scope.offer = None
         suppression = next(
@@ -476,61 +434,13 @@ class _CustomerPlanner:
         if compiled.when is not None and not compiled.when(self.scope):
             rule = offer.when.source if offer.when else ""
             return None, f"offer {offer.name} does not apply: {rule}"
-        if offer.kind == "new_date":
-            return self._new_date_offer(compiled, invoice), ""
-        return self._instalment_offer(compiled, invoice)
-
-    def _instalment_offer(
-        self, compiled: CompiledOffer, invoice: InvoiceState
-    ) -> tuple[Record | None, str]:
-        offer = compiled.offer
-        digits = self.compiled.formatter.currency_digits
-        due = invoice.amount_due
-        count = offer.instalments or 1
-        if offer.min_instalment:
-            fitting = int((due / offer.min_instalment).to_integral_value(ROUND_FLOOR))
-            count = min(count, fitting)
-        if count < min(2, offer.instalments or 1):
-            return None, (
-                f"offer {offer.name} does not apply: {due} is less than two "
-                f"instalments of {offer.min_instalment}"
-            )
-        rate = offer.interest_monthly or ZERO
-        exact = due if not rate else due * rate * count / (1 - (1 + rate) ** -count)
-        total = round_money(exact, digits)
-        instalment = round_money(total / count, digits)
-        last = total - instalment * (count - 1)
-        first_due = self.compiled.calendar.roll(add_months(self.today, 1))
-        return (
-            {
-                "instalments": count,
-                "instalment_amount": instalment,
-                "last_instalment": last,
-                "total": total,
-                "new_due_date": first_due,
-                "interest_monthly": rate,
-            },
-            "",
-        )
-
-    def _new_date_offer(self, compiled: CompiledOffer, invoice: InvoiceState) -> Record:
-        offer = compiled.offer
-        days = offer.new_date_days or 0
-        rate = offer.interest_monthly or ZERO
-        total = round_money(
-            invoice.amount_due * (1 + rate * Decimal(days) / 30),
+        return offer_terms(
+            offer,
+            invoice.amount_due,
+            self.today,
+            self.compiled.calendar,
             self.compiled.formatter.currency_digits,
         )
-        return {
-            "instalments": 1,
-            "instalment_amount": total,
-            "last_instalment": total,
-            "total": total,
-            "new_due_date": self.compiled.calendar.roll(
-                self.today + dt.timedelta(days=days)
-            ),
-            "interest_monthly": rate,
-        }
 
     def _offer_action(
         self, invoice: InvoiceState, step: CompiledStep, day: dt.date, offer: Record
@@ -562,16 +472,18 @@ class _CustomerPlanner:
         day: dt.date,
         timing: str,
         offer: Record | None,
-    ) -> _Message:
+    ) -> PendingMessage:
         rejected: list[dict[str, str]] = []
         for channel in step.channels:
             address = self._address(channel)
             if address.problem is None:
-                return _Message(
+                return PendingMessage(
                     invoice, step, day, timing, channel, address.value, rejected, offer
                 )
             rejected.append({"channel": channel.name, "reason": address.problem})
-        message = _Message(invoice, step, day, timing, None, None, rejected, offer)
+        message = PendingMessage(
+            invoice, step, day, timing, None, None, rejected, offer
+        )
         message.decision = "unreachable"
         message.reason = "no channel of the step is usable"
         return message
@@ -601,7 +513,7 @@ class _CustomerPlanner:
         )
         return address
 
-    def _place(self, messages: list[_Message]) -> None:
+    def _place(self, messages: list[PendingMessage]) -> None:
         """A send window for every message that still goes."""
         windows = self.compiled.windows
         outside = self.ruleset.delivery.outside_window
@@ -639,110 +551,28 @@ class _CustomerPlanner:
             message.decision = "dropped"
             message.reason = reason
 
-    # -- frequency --------------------------------------------------------
-
-    def _combine(self, messages: list[_Message]) -> None:
-        """One message per step, channel and day when the policy combines."""
-        if self.ruleset.frequency.same_day != "combine":
-            return
-        groups: dict[tuple[dt.date, str, str], list[_Message]] = {}
-        for message in messages:
-            if message.decision != "send" or message.step.offer is not None:
-                continue
-            assert message.channel is not None
-            key = (message.window_day, message.step.name, message.channel.name)
-            groups.setdefault(key, []).append(message)
-        for key in sorted(groups):
-            group = sorted(
-                groups[key], key=lambda m: (m.invoice.due_effective, m.invoice.id)
-            )
-            if len(group) < 2:
-                continue
-            carrier, others = group[0], group[1:]
-            carrier.group = others
-            carrier_id = self._message_id(carrier)
-            for other in others:
-                other.decision = "combined"
-                other.into = carrier_id
-                other.reason = f"combined into {carrier_id}"
-
-    def _cap(self, messages: list[_Message], segment: CompiledSegment) -> None:
-        """Apply per-day and per-week caps; on-time messages go first."""
+    def _limit(self, messages: list[PendingMessage], segment: CompiledSegment) -> None:
+        """Combine and cap across the customer's invoices (engine.frequency)."""
         frequency = self.ruleset.frequency
+        if frequency.same_day == "combine":
+            combine(messages, self._message_id)
         if frequency.per_day is None and frequency.per_week is None:
             return
-        sends = [m for m in messages if m.decision == "send"]
-        sends.sort(
-            key=lambda m: (
-                m.window_day,
-                m.timing != ON_TIME,
-                -m.day.toordinal(),
-                m.invoice.due_effective,
-                m.invoice.id,
-                m.step.name,
+        earlier = {}
+        if frequency.per_week is not None:
+            earlier = earlier_messages(
+                self.invoices,
+                segment.steps,
+                frequency,
+                self.compiled.calendar,
+                self.today,
+                self.since,
             )
-        )
-        earlier = self._earlier_messages(segment) if frequency.per_week else {}
-        sent: Counter[dt.date] = Counter()
-        for message in sends:
-            day = message.window_day
-            if frequency.per_day is not None and sent[day] >= frequency.per_day:
-                message.decision = "capped"
-                message.reason = f"over the cap of {frequency.per_day} a day"
-                continue
-            if frequency.per_week is not None:
-                week = [day - dt.timedelta(days=n) for n in range(7)]
-                planned = sum(sent[d] for d in week)
-                estimated = sum(earlier.get(d, 0) for d in week)
-                if planned + estimated >= frequency.per_week:
-                    message.decision = "capped"
-                    message.reason = (
-                        f"over the cap of {frequency.per_week} a week "
-                        f"({planned} in this plan, {estimated} estimated "
-                        "on earlier days)"
-                    )
-                    continue
-            sent[day] += 1
-
-    def _earlier_messages(self, segment: CompiledSegment) -> dict[dt.date, int]:
-        """Messages the ladder sent on the six days before this plan's range,
-        estimated from today's data (see the module docstring)."""
-        first = self.today - dt.timedelta(days=6)
-        if self.since <= first:
-            return {}
-        frequency = self.ruleset.frequency
-        calendar = self.compiled.calendar
-        per_day: dict[dt.date, set[str]] = {}
-        count: Counter[dt.date] = Counter()
-        for invoice in self.invoices:
-            if not invoice.in_history or invoice.amount <= ZERO:
-                continue
-            if invoice.settled is not None and invoice.settled <= first:
-                continue  # settled before the week began: nothing sent then
-            for step in segment.steps:
-                if step.is_escalation:
-                    continue
-                offset = step.step.offset
-                day = calendar.shift(
-                    invoice.due_effective, offset.days, business=offset.business
-                )
-                if not first <= day < self.since:
-                    continue
-                if invoice.settled is not None and invoice.settled <= day:
-                    continue
-                per_day.setdefault(day, set()).add(step.name)
-                count[day] += 1
-        result = {}
-        for day, names in per_day.items():
-            sent = len(names) if frequency.same_day == "combine" else count[day]
-            if frequency.per_day is not None:
-                sent = min(sent, frequency.per_day)
-            result[day] = sent
-        return result
+        cap(messages, frequency, earlier)
 
     # -- actions ----------------------------------------------------------
 
-    def _message_id(self, message: _Message) -> str:
+    def _message_id(self, message: PendingMessage) -> str:
         return action_id(
             self.ruleset.name,
             "message",
@@ -753,7 +583,7 @@ class _CustomerPlanner:
             message.channel.kind if message.channel else None,
         )
 
-    def _message_action(self, message: _Message) -> Action:
+    def _message_action(self, message: PendingMessage) -> Action:
         step, channel, invoice = message.step, message.channel, message.invoice
         group = [message, *message.group]
         why: dict[str, Any] = {
@@ -830,7 +660,9 @@ class _CustomerPlanner:
                 f"above max_segments {limit} of channel {channel.name}"
             ]
 
-    def _render(self, message: _Message, group: list[_Message]) -> dict[str, Any]:
+    def _render(
+        self, message: PendingMessage, group: list[PendingMessage]
+    ) -> dict[str, Any]:
         assert message.channel is not None
         copy = message.step.messages[message.channel.name]
         record = message.invoice.record
