@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from adapters import exitcodes
 from adapters.ledger import (
     FAILED_PERMANENT,
     PLANNED,
@@ -63,16 +62,36 @@ from adapters.ledger import (
     ActionEntry,
     Ledger,
     LockHolder,
-    RecoveredAction,
     step_key,
 )
-from adapters.providers.base import OutboundMessage, Provider
+from adapters.providers.base import OutboundMessage, Provider, fallback_message
 from adapters.retry import (
     FAILED_TEMPORARY,
     Attempt,
     RateLimiter,
     RetryPolicy,
     deliver,
+)
+from adapters.runreport import (
+    ALREADY_SENT,
+    BEING_SENT,
+    FAILED_BEFORE,
+    OUT_FAILED_PERMANENT,
+    OUT_FAILED_TEMPORARY,
+    OUT_MISSED,
+    OUT_RECORDED,
+    OUT_SENT,
+    OUT_SKIPPED,
+    OUT_UNKNOWN,
+    OUT_WAITING,
+    OUT_WOULD_SEND,
+    STATUS_DRY_RUN,
+    STATUS_LOCKED,
+    STEP_SENT,
+    UNKNOWN_BEFORE,
+    WINDOW_CLOSED,
+    ActionOutcome,
+    RunReport,
 )
 from engine.plan import Action, canonical_json
 from engine.records import RecordProblem
@@ -85,26 +104,6 @@ FAULT_POINTS = ("before_claim", "after_claim", "after_send")
 # Planned actions stay in memory up to this many bytes of JSON, then move
 # to a temporary file: memory does not grow with the size of the plan.
 SPOOL_MEMORY_BYTES = 16 * 1024 * 1024
-
-# Outcomes of one action in one run (the summary counts them).
-OUT_SENT = "sent"
-OUT_WOULD_SEND = "would_send"  # --dry-run
-OUT_WAITING = "waiting"  # its window opens later: a later run sends it
-OUT_SKIPPED = "skipped"
-OUT_MISSED = "missed"
-OUT_FAILED_TEMPORARY = "failed_temporary"
-OUT_FAILED_PERMANENT = "failed_permanent"
-OUT_UNKNOWN = "unknown"
-OUT_RECORDED = "recorded"  # credit flags, offers, escalations: no message
-OUT_NOT_SENT = "not_sent"  # the run lost its lock before getting to it
-
-# Why a message the planner said to send was not sent in this run.
-ALREADY_SENT = "already_sent"
-FAILED_BEFORE = "failed_permanently_before"
-UNKNOWN_BEFORE = "unknown_outcome_before"
-BEING_SENT = "being_sent_by_another_run"
-STEP_SENT = "step_sent_on_other_channel"
-WINDOW_CLOSED = "window_closed"
 
 _NOT_CLAIMED = {
     SENT: ALREADY_SENT,
@@ -138,145 +137,6 @@ class RunSettings:
     lock_timeout: float = 10.0  # seconds to wait for another run's lock
     lock_lease: float = 300.0  # seconds a lock lasts unless renewed
     spool_dir: Path | None = None  # where a large plan is spooled
-
-
-@dataclass
-class ActionOutcome:
-    """What became of one action in this run, for the report."""
-
-    action_id: str
-    customer_id: str
-    step: str | None
-    channel: str | None
-    outcome: str
-    reason: str | None = None
-    error: str | None = None
-    other_action: str | None = None
-    due_date: dt.date | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "action": self.action_id,
-            "customer": self.customer_id,
-            "step": self.step,
-            "channel": self.channel,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "error": self.error,
-            "other_action": self.other_action,
-            "due_date": self.due_date.isoformat() if self.due_date else None,
-        }
-
-
-@dataclass
-class RunReport:
-    """Everything a run did, for the summary and for schedulers."""
-
-    ruleset: str
-    as_of: dt.datetime
-    dry_run: bool
-    since: dt.date | None = None
-    run_id: int | None = None
-    status: str = "running"
-    planned: Counter[str] = field(default_factory=Counter)  # by decision
-    outcomes: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[str] = field(default_factory=Counter)  # by reason
-    recorded: Counter[str] = field(default_factory=Counter)  # by decision
-    by_channel_step: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
-    input_problems: list[RecordProblem] = field(default_factory=list)
-    recovered: list[RecoveredAction] = field(default_factory=list)
-    failures: list[ActionOutcome] = field(default_factory=list)
-    missed: list[ActionOutcome] = field(default_factory=list)
-    conflicts: list[ActionOutcome] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    lock_holder: LockHolder | None = None
-
-    def add(self, outcome: ActionOutcome) -> None:
-        self.outcomes[outcome.outcome] += 1
-        if outcome.outcome == OUT_SKIPPED:
-            self.skipped[outcome.reason or "unspecified"] += 1
-        if outcome.outcome == OUT_RECORDED:
-            self.recorded[outcome.reason or "unspecified"] += 1
-        if outcome.outcome in (OUT_FAILED_TEMPORARY, OUT_FAILED_PERMANENT, OUT_UNKNOWN):
-            self.failures.append(outcome)
-        if outcome.outcome == OUT_MISSED:
-            self.missed.append(outcome)
-        if outcome.reason == STEP_SENT:
-            self.conflicts.append(outcome)
-        if outcome.channel is not None or outcome.step is not None:
-            key = (outcome.channel or "-", outcome.step or "-")
-            self.by_channel_step.setdefault(key, Counter())[outcome.outcome] += 1
-
-    @property
-    def exit_code(self) -> int:
-        if self.status in ("locked", RUN_LOCK_LOST):
-            return exitcodes.LOCKED
-        if self.status == RUN_INPUT_ERRORS:
-            return exitcodes.INPUT_ERRORS
-        if self.failures or self.recovered:
-            return exitcodes.PROBLEMS
-        return exitcodes.OK
-
-    def counts(self) -> dict[str, Any]:
-        return {
-            "planned": dict(sorted(self.planned.items())),
-            "outcomes": dict(sorted(self.outcomes.items())),
-            "skipped": dict(sorted(self.skipped.items())),
-            "recorded": dict(sorted(self.recorded.items())),
-            "input_problems": len(self.input_problems),
-            "recovered_unknown": len(self.recovered),
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        holder = self.lock_holder
-        return {
-            "ruleset": self.ruleset,
-            "as_of": self.as_of.isoformat(),
-            "since": self.since.isoformat() if self.since else None,
-            "dry_run": self.dry_run,
-            "run_id": self.run_id,
-            "status": self.status,
-            "exit_code": self.exit_code,
-            **self.counts(),
-            "by_channel_step": [
-                {"channel": channel, "step": step, **dict(sorted(counts.items()))}
-                for (channel, step), counts in sorted(self.by_channel_step.items())
-            ],
-            "input_problem_list": [
-                {
-                    "source": p.source,
-                    "row": p.row,
-                    "record": p.record_id,
-                    "message": p.message,
-                }
-                for p in self.input_problems
-            ],
-            "recovered_unknown_list": [
-                {
-                    "action": r.action_id,
-                    "run": r.run_id,
-                    "customer": r.customer_id,
-                    "step": r.step,
-                    "channel": r.channel,
-                }
-                for r in self.recovered
-            ],
-            "failures": [f.to_json() for f in self.failures],
-            "missed": [m.to_json() for m in self.missed],
-            "step_conflicts": [c.to_json() for c in self.conflicts],
-            "notes": list(self.notes),
-            "lock_holder": (
-                None
-                if holder is None
-                else {
-                    "host": holder.host,
-                    "pid": holder.pid,
-                    "run": holder.run_id,
-                    "since": _iso(holder.acquired_at),
-                    "expires": _iso(holder.expires_at),
-                }
-            ),
-        }
 
 
 @dataclass(frozen=True)
@@ -322,10 +182,6 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -350,6 +206,7 @@ class Runner:
         clock: Callable[[], dt.datetime] = _utc_now,
         sleep: Callable[[float], None] = time.sleep,
         on_progress: Callable[[int, int], None] | None = None,
+        channel_kinds: Mapping[str, str] | None = None,
     ) -> None:
         if ledger is None and not settings.dry_run:
             raise RunnerError("a run that sends needs a ledger")
@@ -361,6 +218,9 @@ class Runner:
         self.clock = clock
         self.sleep = sleep
         self.on_progress = on_progress
+        # The policy's channel kinds, for a provider's fallback to another
+        # channel (RCS -> SMS).
+        self.channel_kinds = dict(channel_kinds or {})
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.lock_name = f"run:{ruleset}"
@@ -385,7 +245,7 @@ class Runner:
         ledger = self._ledger()
         holder = self._acquire_lock(report)
         if holder is not None:
-            report.status = "locked"
+            report.status = STATUS_LOCKED
             report.lock_holder = holder
             return report
         try:
@@ -445,7 +305,7 @@ class Runner:
                     if outcome.outcome == OUT_SENT:
                         outcome.outcome = OUT_WOULD_SEND
                     report.add(outcome)
-        report.status = RUN_INPUT_ERRORS if self._stops(report) else "dry_run"
+        report.status = RUN_INPUT_ERRORS if self._stops(report) else STATUS_DRY_RUN
         return report
 
     def _stops(self, report: RunReport) -> bool:
@@ -718,11 +578,19 @@ class Runner:
         self._faults.point("after_claim")
 
         route = self.routes[action.channel or "-"]
+        message = outbound_message(action)
+        on_fallback = False
 
         def record(attempt: Attempt) -> None:
             if attempt.outcome == "sent":
                 self._faults.point("after_send")
             final = attempt.outcome != "temporary" or attempt.retry_in is None
+            if (
+                not on_fallback
+                and attempt.outcome == "permanent"
+                and self._fallback(message, attempt.details) is not None
+            ):
+                final = False  # the fallback channel decides the outcome
             ledger.record_attempt(
                 action.id,
                 run_id,
@@ -739,7 +607,7 @@ class Runner:
 
         delivery = deliver(
             route.provider,
-            outbound_message(action),
+            message,
             route.retries,
             route.limiter,
             self.sleep,
@@ -747,6 +615,24 @@ class Runner:
             on_attempt=record,
             clock=self.clock,
         )
+        fallback = None
+        if delivery.status == FAILED_PERMANENT:
+            fallback = self._fallback(message, delivery.details)
+        if fallback is not None:
+            other, other_route = fallback
+            on_fallback = True
+            outcome.fallback_channel = other.channel
+            delivery = deliver(
+                other_route.provider,
+                other,
+                other_route.retries,
+                other_route.limiter,
+                self.sleep,
+                first_attempt=delivery.attempts[-1].number + 1,
+                on_attempt=record,
+                clock=self.clock,
+            )
+
         outcome.outcome = {
             SENT: OUT_SENT,
             FAILED_TEMPORARY: OUT_FAILED_TEMPORARY,
@@ -754,6 +640,22 @@ class Runner:
         }.get(delivery.status, OUT_UNKNOWN)
         outcome.error = delivery.error
         return outcome
+
+    def _fallback(
+        self, message: OutboundMessage, details: Mapping[str, Any]
+    ) -> tuple[OutboundMessage, Route] | None:
+        """The message and route a provider's fallback names (RCS that
+        cannot reach a phone -> SMS), when that channel has a route here.
+        It keeps the action id: the ledger shows one action, with the
+        fallback's attempts after the failed one."""
+        fallback = details.get("fallback")
+        if not isinstance(fallback, dict) or message.extras.get("fallback_from"):
+            return None  # no fallback named, or already a fallback
+        channel = str(fallback.get("channel") or "")
+        if channel not in self.routes or channel not in self.channel_kinds:
+            return None
+        other = fallback_message(message, dict(details), self.channel_kinds[channel])
+        return None if other is None else (other, self.routes[channel])
 
     def _collect_provider_notes(self, report: RunReport) -> None:
         seen: set[int] = set()

@@ -34,7 +34,8 @@ from adapters.providers.options import ProviderConfigError
 from adapters.providers.registry import build_provider
 from adapters.retry import RateLimiter
 from adapters.runconfig import RunConfig, RunConfigError, load_run_config
-from adapters.runner import (
+from adapters.runner import PlanInput, Route, Runner, RunnerError, RunSettings
+from adapters.runreport import (
     OUT_FAILED_PERMANENT,
     OUT_FAILED_TEMPORARY,
     OUT_MISSED,
@@ -44,12 +45,8 @@ from adapters.runner import (
     OUT_UNKNOWN,
     OUT_WAITING,
     OUT_WOULD_SEND,
-    PlanInput,
-    Route,
-    Runner,
-    RunnerError,
+    STATUS_LOCKED,
     RunReport,
-    RunSettings,
 )
 from adapters.sources import SourceConfigError, open_source
 from dsl.diagnostics import PolicyError
@@ -217,6 +214,9 @@ def run(
             spool_dir=config.state_dir,
         ),
         on_progress=progress,
+        channel_kinds={
+            name: channel.kind for name, channel in ruleset.channels.items()
+        },
     )
     plan_input = PlanInput(
         plan=lambda since: make_plan(compiled, source, moment, since=since).actions,
@@ -342,7 +342,7 @@ class _Progress:
 def summary_lines(report: RunReport) -> list[str]:
     """The run summary as a person reads it."""
     lines = [_headline(report)]
-    if report.status == "locked":
+    if report.status == STATUS_LOCKED:
         holder = report.lock_holder
         if holder is not None:
             lines.append(
@@ -406,6 +406,15 @@ def summary_lines(report: RunReport) -> list[str]:
             f"{c.action_id} customer {c.customer_id} {c.channel}/{c.step}: "
             f"sent as {c.other_action}"
             for c in report.conflicts
+        ],
+    )
+    _section(
+        lines,
+        "sent through a fallback channel",
+        [
+            f"{f.action_id} customer {f.customer_id} {f.channel} -> "
+            f"{f.fallback_channel}: {f.outcome}"
+            for f in report.fallbacks
         ],
     )
     _section(lines, "notes", report.notes)

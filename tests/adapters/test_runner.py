@@ -28,6 +28,7 @@ from adapters.ledger import (
     Ledger,
 )
 from adapters.providers.base import (
+    FallbackRequired,
     OutboundMessage,
     PermanentFailure,
     SendResult,
@@ -36,18 +37,20 @@ from adapters.providers.base import (
 from adapters.providers.outbox import OutboxProvider, read_outbox
 from adapters.retry import RetryPolicy
 from adapters.runner import (
+    PlanInput,
+    Route,
+    Runner,
+    RunnerError,
+    RunSettings,
+    action_from_json,
+)
+from adapters.runreport import (
     ALREADY_SENT,
     FAILED_BEFORE,
     STEP_SENT,
     UNKNOWN_BEFORE,
     WINDOW_CLOSED,
-    PlanInput,
-    Route,
-    Runner,
-    RunnerError,
     RunReport,
-    RunSettings,
-    action_from_json,
 )
 from engine.plan import Action, action_id
 from engine.records import RecordProblem
@@ -165,6 +168,7 @@ class Harness:
         problems: Sequence[RecordProblem] = (),
         retries: RetryPolicy | None = None,
         progress: Callable[[int, int], None] | None = None,
+        routes: dict[str, Route] | None = None,
         **settings: object,
     ) -> RunReport:
         ledger = None if settings.get("dry_run") else self.ledger()
@@ -175,12 +179,13 @@ class Harness:
             ruleset=RULESET,
             zone=ZONE,
             ledger=ledger,
-            routes={"sms": route, "whatsapp": route},
+            routes=routes or {"sms": route, "whatsapp": route},
             settings=RunSettings(
                 spool_dir=self.folder / "state", lock_timeout=0.0, **settings
             ),  # type: ignore[arg-type]
             sleep=self.sleeps,
             on_progress=progress,
+            channel_kinds={"sms": "sms", "whatsapp": "whatsapp", "rcs": "rcs"},
         )
 
         def plan(since: dt.date | None) -> Iterable[Action]:
@@ -288,6 +293,59 @@ def test_a_permanent_failure_does_not_stop_the_others(harness: Harness) -> None:
     assert again.skipped == {ALREADY_SENT: 2, FAILED_BEFORE: 1}
     assert again.exit_code == exitcodes.OK
     assert provider.calls == 3  # nothing was tried again
+
+
+def no_rcs() -> FallbackRequired:
+    return FallbackRequired(
+        "the phone has no RCS",
+        provider="rbm",
+        fallback_channel="sms",
+        body="Oi C1 (por SMS)",
+        reason="not RCS capable",
+    )
+
+
+def test_a_phone_without_rcs_gets_the_fallback_sms(harness: Harness) -> None:
+    rcs = ScriptedProvider("rbm", script={"C1": [no_rcs()]})
+    sms = ScriptedProvider("sms-api")
+    action = message_action(1, channel="rcs")
+
+    report = harness.run([action], rcs, routes={"rcs": Route(rcs), "sms": Route(sms)})
+
+    assert report.outcomes == {"sent": 1}
+    assert [(f.channel, f.fallback_channel) for f in report.fallbacks] == [
+        ("rcs", "sms")
+    ]
+    [sent] = sms.sent
+    assert (sent.action_id, sent.channel, sent.channel_kind) == (
+        action.id,
+        "sms",
+        "sms",
+    )
+    assert (sent.body, sent.extras) == ("Oi C1 (por SMS)", {"fallback_from": "rcs"})
+    ledger = harness.ledger()
+    attempts = ledger.attempts(action.id)
+    ledger.close()
+    assert [(a["number"], a["outcome"], a["provider"]) for a in attempts] == [
+        (1, "permanent", "rbm"),
+        (2, "sent", "sms-api"),
+    ]
+    assert harness.states() == {action.id: SENT}
+
+
+def test_a_fallback_without_a_route_is_a_permanent_failure(harness: Harness) -> None:
+    rcs = ScriptedProvider("rbm", script={"C1": [no_rcs()]})
+    action = message_action(1, channel="rcs")
+
+    report = harness.run([action], rcs, routes={"rcs": Route(rcs)})
+
+    assert report.outcomes == {"failed_permanent": 1}
+    assert report.fallbacks == []
+    ledger = harness.ledger()
+    [attempt] = ledger.attempts(action.id)
+    ledger.close()
+    assert json.loads(attempt["details"])["fallback"]["channel"] == "sms"
+    assert harness.states() == {action.id: FAILED_PERMANENT}
 
 
 def test_a_temporary_failure_is_tried_again_by_the_next_run(harness: Harness) -> None:
