@@ -304,7 +304,7 @@ class _Recorder:
         return "250 2.0.0 queued"
 
 
-class _LoopbackController(Controller):  # type: ignore[misc]
+class _LoopbackController(Controller):
     """aiosmtpd's Controller on port 0: learn the port before the self-test."""
 
     def _trigger_server(self) -> None:
