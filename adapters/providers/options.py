@@ -154,21 +154,25 @@ class Options:
         variable = self.text(key, _MISSING if required else None)
         if variable is None:
             return None
-        value = self._env.get(variable)
+        return self._variable(variable, key)
+
+    def _variable(self, name: str, key: str) -> str:
+        """An environment variable's value; it goes into headers, so a line
+        break in it is refused here rather than mid-run."""
+        value = self._env.get(name)
         if not value:
-            raise self.error(f"environment variable {variable} is not set", key)
+            raise self.error(f"environment variable {name} is not set", key)
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise self.error(
+                f"environment variable {name} contains control characters", key
+            )
         return value
 
     def expand(self, text: str, key: str) -> str:
         """Replace `${VAR}` references in an option value by their values."""
 
         def resolve(match: re.Match[str]) -> str:
-            value = self._env.get(match.group(1))
-            if not value:
-                raise self.error(
-                    f"environment variable {match.group(1)} is not set", key
-                )
-            return value
+            return self._variable(match.group(1), key)
 
         return _ENV_REFERENCE.sub(resolve, text)
 

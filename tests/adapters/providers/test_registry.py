@@ -44,6 +44,13 @@ def test_the_outbox_is_built_lazily_without_the_runner_keys(tmp_path: Path) -> N
         build_provider("default", {"kind": "outbox"}, {})
 
 
+def test_a_secret_with_a_line_break_is_refused_before_any_send() -> None:
+    entry = {"kind": "webhook", "url": "https://x.example.com", "secret_env": "S"}
+
+    with pytest.raises(ProviderConfigError, match="S contains control characters"):
+        build_provider("crm", entry, {"S": "abc\r\nX-Evil: 1"})
+
+
 def test_the_entry_name_is_the_kind_when_none_is_given(tmp_path: Path) -> None:
     provider = build_provider("outbox", {"path": str(tmp_path / "o.jsonl")}, {})
 
