@@ -362,7 +362,13 @@ class Ledger:
             if not create and not file.exists():
                 return None
             if create:
-                file.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    file.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise LedgerError(
+                        f"cannot create the ledger's folder {file.parent}: "
+                        f"{exc.strerror or exc}"
+                    ) from exc
         try:
             engine = _create_engine(parsed)
         except (sa.exc.ArgumentError, ImportError) as exc:

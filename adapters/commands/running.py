@@ -16,6 +16,7 @@ the lock.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -54,6 +55,7 @@ from dsl.loader import load_ruleset
 from dsl.model import Ruleset
 from engine.compiler import CompiledRuleset, CompileError, compile_ruleset
 from engine.planner import plan as make_plan
+from engine.records import RecordSource
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # How many failures, missed steps and problems the text summary lists.
@@ -200,7 +202,39 @@ def run(
         _fail(str(error), exitcodes.CONFIG_ERROR)
 
     progress = _Progress(enabled=output_format == "text" and sys.stderr.isatty())
-    runner = Runner(
+    try:
+        runner = _runner(ruleset, compiled, config, store, routes, progress, dry_run)
+        report = runner.run(moment, _plan_input(ruleset, compiled, source, moment))
+    except SourceConfigError as error:
+        _fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
+    except (LedgerError, RunnerError) as error:
+        _fail(str(error), exitcodes.CONFIG_ERROR)
+    except OSError as error:  # the state folder cannot hold the plan spool
+        _fail(f"state folder {config.state_dir}: {error}", exitcodes.CONFIG_ERROR)
+    finally:
+        progress.close()
+        _close(routes.values())
+        if store is not None:
+            store.close()
+
+    if output_format == "json":
+        click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        for line in summary_lines(report):
+            click.echo(line)
+    raise SystemExit(report.exit_code)
+
+
+def _runner(
+    ruleset: Ruleset,
+    compiled: CompiledRuleset,
+    config: RunConfig,
+    store: Ledger | None,
+    routes: Mapping[str, Route],
+    progress: _Progress,
+    dry_run: bool,
+) -> Runner:
+    return Runner(
         ruleset=ruleset.name,
         zone=compiled.zone,
         ledger=store,
@@ -218,29 +252,19 @@ def run(
             name: channel.kind for name, channel in ruleset.channels.items()
         },
     )
-    plan_input = PlanInput(
+
+
+def _plan_input(
+    ruleset: Ruleset,
+    compiled: CompiledRuleset,
+    source: RecordSource,
+    moment: dt.datetime,
+) -> PlanInput:
+    return PlanInput(
         plan=lambda since: make_plan(compiled, source, moment, since=since).actions,
         problems=lambda: source.problems,
         catch_up_days=ruleset.delivery.catch_up_days,
     )
-    try:
-        report = runner.run(moment, plan_input)
-    except SourceConfigError as error:
-        _fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
-    except (LedgerError, RunnerError) as error:
-        _fail(str(error), exitcodes.CONFIG_ERROR)
-    finally:
-        progress.close()
-        _close(routes.values())
-        if store is not None:
-            store.close()
-
-    if output_format == "json":
-        click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
-    else:
-        for line in summary_lines(report):
-            click.echo(line)
-    raise SystemExit(report.exit_code)
 
 
 _log_handler: logging.Handler | None = None

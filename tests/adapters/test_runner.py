@@ -856,3 +856,15 @@ def test_a_failed_send_makes_exit_code_1(
     assert result.exit_code == exitcodes.PROBLEMS
     assert "failed (2):" in result.stdout
     assert "failed_temporary: cannot append" in result.stdout
+
+
+def test_a_state_folder_that_cannot_be_created_exits_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blocked").write_text("a file where the state folder should go")
+
+    result = invoke("--data", str(FIXTURES / "data"), "--state-dir", "blocked/state")
+
+    assert result.exit_code == exitcodes.CONFIG_ERROR
+    assert "cannot create the ledger's folder blocked/state" in result.stderr
