@@ -48,6 +48,11 @@ class RawRow:
     error: str | None = None  # the row itself is malformed (cell count, JSON)
 
 
+# A row and the position of the customer it belongs to (None: no usable
+# owner, already reported).
+_Owned = tuple[RawRow, int | None]
+
+
 class RowStream(Protocol):
     """A collection that can be read from the start as often as needed."""
 
@@ -210,22 +215,14 @@ class GroupedSource:
 
     # -- pass 2 ----------------------------------------------------------
 
-    def _owner(self, index: _Index, collection: str, row: RawRow) -> int | None:
-        """The position of the customer a row belongs to, if it has one."""
-        if collection == "invoices":
-            customer = self._key("invoices", "customer_id", row)
-            return None if customer is None else index.customer_position.get(customer)
-        invoice = self._key("payments", "invoice_id", row)
-        return None if invoice is None else index.invoice_owner.get(invoice)
-
     def _records(self, index: _Index) -> Iterator[CustomerRecords]:
         occurrences: dict[tuple[str, str], int] = defaultdict(int)
 
-        def is_repeat(collection: str, row: RawRow) -> bool:
-            """A second (third...) row of a duplicated id: reported in pass 1."""
-            key = self._key(collection, _ID_FIELD[collection], row)
-            marker = (collection, key or "")
-            if key is None or marker not in index.duplicates:
+        def is_repeat(collection: str, key: str) -> bool:
+            """A second (third...) row of a duplicated id: reported in pass 1.
+            Called once per row, in file order, so the first row is kept."""
+            marker = (collection, key)
+            if marker not in index.duplicates:
                 return False
             occurrences[marker] += 1
             return occurrences[marker] > 1
@@ -234,29 +231,40 @@ class GroupedSource:
             """Owner position of a usable row; None (reported) otherwise."""
             # A row whose keys cannot be read was left out of the index; it
             # must not take part in the merge either.
-            keys = (
-                ("id", "customer_id") if collection == "invoices" else ("invoice_id",)
-            )
-            if any(self._key(collection, key, row) is None for key in keys):
+            if collection == "invoices":
+                key = self._key("invoices", "id", row)
+                parent = self._key("invoices", "customer_id", row)
+                positions = index.customer_position
+            else:
+                key = parent = self._key("payments", "invoice_id", row)
+                positions = index.invoice_owner
+            if key is None or parent is None:
                 self._parse(collection, row)  # reports what is unreadable
                 return None
-            owner = self._owner(index, collection, row)
+            owner = positions.get(parent)
             if owner is None:
                 return None  # unknown parent: reported in pass 1
-            if collection == "invoices" and is_repeat(collection, row):
+            if collection == "invoices" and is_repeat(collection, key):
                 return None
             return owner
 
         if index.grouped:
-            invoices = _Lookahead(self._streams["invoices"].rows())
-            payments = _Lookahead(self._streams["payments"].rows())
+            # Each row's owner is worked out once, when it is first peeked at.
+            invoices = _Lookahead(
+                (row, belongs("invoices", row))
+                for row in self._streams["invoices"].rows()
+            )
+            payments = _Lookahead(
+                (row, belongs("payments", row))
+                for row in self._streams["payments"].rows()
+            )
 
             def take(
                 stream: _Lookahead, collection: str, position: int
             ) -> list[RawRow]:
                 taken: list[RawRow] = []
-                while (row := stream.peek()) is not None:
-                    owner = belongs(collection, row)
+                while (item := stream.peek()) is not None:
+                    row, owner = item
                     if owner is not None and owner > position:
                         break
                     stream.next()
@@ -280,8 +288,8 @@ class GroupedSource:
             # the reports.
             for collection, stream in (("invoices", invoices), ("payments", payments)):
                 while stream.peek() is not None:
-                    row = stream.next()
-                    if belongs(collection, row) is not None:
+                    row, owner = stream.next()
+                    if owner is not None:
                         out_of_order(collection, row)
             return
 
@@ -305,14 +313,14 @@ class GroupedSource:
             )
 
     def _customer_rows(
-        self, index: _Index, is_repeat: Callable[[str, RawRow], bool]
+        self, index: _Index, is_repeat: Callable[[str, str], bool]
     ) -> Iterator[tuple[int, RawRow]]:
         for row in self._streams["customers"].rows():
             key = self._key("customers", "id", row)
             if key is None:
                 self._parse("customers", row)  # reports the unreadable id
                 continue
-            if is_repeat("customers", row):
+            if is_repeat("customers", key):
                 continue
             yield index.customer_position[key], row
 
@@ -372,21 +380,21 @@ class GroupedSource:
 
 
 class _Lookahead:
-    """An iterator with one row of lookahead."""
+    """An iterator of rows and their owners, with one item of lookahead."""
 
-    def __init__(self, rows: Iterator[RawRow]) -> None:
-        self._rows = rows
-        self._next: RawRow | None = None
+    def __init__(self, items: Iterator[_Owned]) -> None:
+        self._items = items
+        self._next: _Owned | None = None
         self._done = False
 
-    def peek(self) -> RawRow | None:
+    def peek(self) -> _Owned | None:
         if self._next is None and not self._done:
-            self._next = next(self._rows, None)
+            self._next = next(self._items, None)
             self._done = self._next is None
         return self._next
 
-    def next(self) -> RawRow:
-        row = self.peek()
-        assert row is not None  # callers peek first
+    def next(self) -> _Owned:
+        item = self.peek()
+        assert item is not None  # callers peek first
         self._next = None
-        return row
+        return item
