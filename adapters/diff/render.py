@@ -80,6 +80,15 @@ def _resend_lines(report: DiffReport) -> list[str]:
     return lines
 
 
+def _error_line(report: DiffReport) -> str:
+    return (
+        f"{report.errors['new']} customer-day(s) could not be planned by the new"
+        f" version and {report.errors['old']} by the old one (an expression"
+        " failed, e.g. a division by zero): their reminders are missing from"
+        " the comparison."
+    )
+
+
 def format_text(report: DiffReport) -> str:
     """The report for a terminal."""
     lines = [
@@ -97,6 +106,9 @@ def format_text(report: DiffReport) -> str:
         lines += [f"!!   {line}" for line in _resend_lines(report)]
     else:
         lines += ["", NO_ID_CHANGE]
+    if report.errors:
+        lines += ["", f"!! {_error_line(report)}"]
+        lines += [f"!!   {example}" for example in report.error_examples]
 
     lines += ["", f"Segments: {report.segment_changes} customer(s) change segment"]
     for move, count in sorted(report.segment_moves.items()):
@@ -159,6 +171,9 @@ def format_markdown(report: DiffReport) -> str:
         lines += [f"> - {_cell(line)}" for line in _resend_lines(report)]
     else:
         lines += ["", NO_ID_CHANGE]
+    if report.errors:
+        lines += ["", "> [!WARNING]", f"> {_error_line(report)}", ">"]
+        lines += [f"> - {_cell(example)}" for example in report.error_examples]
 
     lines += ["", f"#### Segments: {report.segment_changes} customer(s) move", ""]
     if report.segment_moves:

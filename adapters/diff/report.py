@@ -67,6 +67,9 @@ class DiffReport:
     volume: dict[tuple[dt.date, str], Volume] = field(
         default_factory=lambda: defaultdict(Volume)
     )
+    # Customer-days a version could not plan (an evaluation error), by side.
+    errors: Counter[str] = field(default_factory=Counter)
+    error_examples: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def add_customer(
@@ -78,6 +81,7 @@ class DiffReport:
         for side, days in (("old", old), ("new", new)):
             for plan in days:
                 self._add_volume(side, plan)
+                self._add_errors(side, customer_id, plan)
 
         changes = compare_actions(
             (Occurrence(day.day, action) for day in old for action in day.actions),
@@ -107,6 +111,18 @@ class DiffReport:
                 if len(self.segment_examples[move]) < self.examples:
                     self.segment_examples[move].append(customer_id)
                 return
+
+    def _add_errors(self, side: str, customer_id: str, plan: CustomerDay) -> None:
+        for action in plan.actions:
+            if action.decision != "error":
+                continue
+            self.errors[side] += 1
+            if len(self.error_examples) < self.examples:
+                label = self.old_label if side == "old" else self.new_label
+                self.error_examples.append(
+                    f"{label}: customer {customer_id} on {plan.day}:"
+                    f" {action.why.get('location')}: {action.why.get('error')}"
+                )
 
     def _add_volume(self, side: str, plan: CustomerDay) -> None:
         for action in plan.actions:
@@ -167,5 +183,10 @@ class DiffReport:
                 }
                 for (day, channel), cell in sorted(self.volume.items())
             ],
+            "errors": {
+                "old": self.errors["old"],
+                "new": self.errors["new"],
+                "examples": list(self.error_examples),
+            },
             "problems": list(self.problems),
         }

@@ -112,13 +112,20 @@ def load_test_file(path: Path, ruleset: Ruleset) -> TestFile:
     reader = NodeReader(ruleset)
     reader.diagnostics.extend(diagnostics)
     cases: list[TestCase] = []
+    ruleset_path = ruleset_path_of(path)
     if root is not None:
         top = reader.mapping(root, "a test file", FILE_KEYS, required=("cases",))
         if top is not None:
+            named = top.get("ruleset")
+            target = reader.text(named, "ruleset") if named is not None else None
+            if target is not None:
+                ruleset_path = path.parent / target
             cases = _cases(reader, top, path)
-    if any(d.severity is Severity.ERROR for d in reader.diagnostics):
-        raise PolicyError(reader.diagnostics)
-    return TestFile(path, ruleset_path_of(path), tuple(cases))
+    # A bad value under `defaults` is met once per case that uses it.
+    found = set(reader.diagnostics)
+    if any(d.severity is Severity.ERROR for d in found):
+        raise PolicyError(list(found))
+    return TestFile(path, ruleset_path, tuple(cases))
 
 
 def _cases(reader: NodeReader, top: YMap, path: Path) -> list[TestCase]:
@@ -189,7 +196,7 @@ def _case(
     inline = [
         key
         for key in ("customer", "customers", "invoices", "payments")
-        if case.get(key)
+        if case.get(key) is not None
     ]
     if data_node is not None:
         data = DataSpec(yamlread.to_data(data_node), path.parent, data_node.location)

@@ -230,6 +230,32 @@ def test_customers_who_change_segment_are_counted_by_pair(tmp_path: Path) -> Non
     assert sum(counts(report).values()) == 1
 
 
+def test_a_version_that_cannot_plan_is_reported_not_hidden(tmp_path: Path) -> None:
+    old = version(tmp_path, "old")
+    # Customers with one open invoice divide by zero: for c1..c7 every day
+    # of the range is an error (7 x 7 = 49); c8 has no open invoice.
+    new = version(
+        tmp_path,
+        "new",
+        (
+            "when: history.late_count(6 months) == 0",
+            "when: history.late_count(6 months) / (open_invoices - 1) == 0",
+        ),
+    )
+
+    report = json_diff(old, new)
+
+    assert report["errors"]["new"] == 49
+    assert report["errors"]["old"] == 0
+    assert "cannot evaluate" in report["errors"]["examples"][0]
+    # The five reminders OLD sends in the range are gone from NEW.
+    assert counts(report)["removed"] == 5
+
+    code, out, _ = run("diff", str(old), str(new), "--data", str(DATA), *RANGE)
+    assert code == 0
+    assert "!! 49 customer-day(s) could not be planned by the new version" in out
+
+
 def test_identical_versions_show_no_change(tmp_path: Path) -> None:
     report = json_diff(version(tmp_path, "a"), version(tmp_path, "b"))
     assert sum(counts(report).values()) == 0
