@@ -1,6 +1,7 @@
 """`ruleset run` with every channel on a real local server: the plan's
 copy (RCS card fields, the WhatsApp template mapping, e-mail subject and
-HTML) travels through the runner to each provider's wire format."""
+HTML) travels through the runner to each provider's wire format, and a
+phone without RCS gets the SMS fallback under the same action."""
 
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ from tests.adapters.providers.servers import HttpServer, Recorded, Reply, SmtpSe
 
 FIXTURE = Path(__file__).parent / "fixtures" / "channels_run"
 ENV = {"RBM_TOKEN": "rbm", "WA_TOKEN": "wa", "TWILIO_TOKEN": "tw"}
+NO_RCS_PHONE = "+5511911112222"
 
 
 def apis(request: Recorded) -> Reply:
     """RBM, the Graph API and a Twilio-style API on one local server."""
     if request.path.endswith("/capabilities"):
+        if NO_RCS_PHONE in request.path:
+            return Reply(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
         return Reply(200, {"features": ["RICHCARD_STANDALONE", "ACTION_OPEN_URL"]})
     if request.path.endswith("/agentMessages"):
         return Reply(200, {"name": "phones/x/agentMessages/y"})
@@ -33,12 +37,14 @@ def apis(request: Recorded) -> Reply:
     return Reply(404, {"message": "no such API"})
 
 
-def test_every_channel_reaches_its_provider(tmp_path: Path) -> None:
-    with HttpServer(apis) as http, SmtpServer() as smtp:
-        config = tmp_path / "run.yaml"
-        config.write_text(
-            f"""\
-data: {FIXTURE / "data"}
+def run(
+    tmp_path: Path, data: Path, http: HttpServer, smtp: SmtpServer
+) -> tuple[int, dict[str, Any]]:
+    """`ruleset run` with each channel on its local server: (exit, report)."""
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"""\
+data: {data}
 state_dir: {tmp_path / "state"}
 providers:
   rcs: {{kind: rcs_rbm, agent_id: loja, token_env: RBM_TOKEN,
@@ -50,21 +56,39 @@ providers:
   email: {{kind: smtp, host: 127.0.0.1, port: {smtp.port}, security: none,
           from_address: cobranca@loja.example.com}}
 """,
-            encoding="utf-8",
-        )
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        main,
+        ["run", str(FIXTURE / "ruleset.yaml"), "--config", str(config),
+         "--as-of", "2024-10-01T10:00", "--format", "json"],
+        env=ENV,
+    )  # fmt: skip
+    return result.exit_code, json.loads(result.output)
 
-        result = CliRunner().invoke(
-            main,
-            ["run", str(FIXTURE / "ruleset.yaml"), "--config", str(config),
-             "--as-of", "2024-10-01T10:00", "--format", "json"],
-            env=ENV,
-        )  # fmt: skip
 
-        report = json.loads(result.output)
+def actions_by_channel(tmp_path: Path) -> dict[str, tuple[dict[str, Any], Any]]:
+    """Each ledger action, with its attempts, by planned channel."""
+    ledger = Ledger.open(sqlite_url(tmp_path / "state" / "ledger.sqlite3"))
+    assert ledger is not None
+    try:
+        with ledger.engine.connect() as connection:
+            table = ledger.tables["actions"]
+            rows = [dict(row) for row in connection.execute(table.select()).mappings()]
+        return {
+            row["channel"]: (row, ledger.attempts(row["action_id"])) for row in rows
+        }
+    finally:
+        ledger.close()
+
+
+def test_every_channel_reaches_its_provider(tmp_path: Path) -> None:
+    with HttpServer(apis) as http, SmtpServer() as smtp:
+        exit_code, report = run(tmp_path, FIXTURE / "data", http, smtp)
         requests = {request.path: request for request in http.requests}
         mail = smtp.mail
 
-    assert result.exit_code == 0, result.output
+    assert exit_code == 0, report
     assert report["outcomes"] == {"sent": 4}
 
     card = requests["/v1/phones/+5511987650001/agentMessages"].json()
@@ -101,18 +125,40 @@ providers:
     assert str(message["Subject"]) == "Sua fatura de R$\xa01.234,56 vence hoje"
     assert message.get_content_type() == "multipart/alternative"
 
-    ledger = Ledger.open(sqlite_url(tmp_path / "state" / "ledger.sqlite3"))
-    assert ledger is not None
-    try:
-        with ledger.engine.connect() as connection:
-            table = ledger.tables["actions"]
-            rows = {
-                row.channel: (row.state, row.provider_message_id)
-                for row in connection.execute(table.select())
-            }
-    finally:
-        ledger.close()
+    rows = {
+        channel: (row["state"], row["provider_message_id"])
+        for channel, (row, _) in actions_by_channel(tmp_path).items()
+    }
     assert rows["whatsapp"] == ("sent", "wamid.B")
     assert rows["sms"] == ("sent", "SM3")
     assert rows["rcs"][0] == rows["email"][0] == "sent"
     assert rows["email"][1].endswith("@loja.example.com>")
+
+
+def test_a_phone_without_rcs_gets_the_sms_fallback_under_the_same_action(
+    tmp_path: Path,
+) -> None:
+    with HttpServer(apis) as http, SmtpServer() as smtp:
+        exit_code, report = run(tmp_path, FIXTURE / "data_no_rcs", http, smtp)
+        paths = [request.path for request in http.requests]
+        sms = http.requests[-1].form()
+
+    assert exit_code == 0, report
+    assert report["outcomes"] == {"sent": 1}
+    # The capability check said no: no card was sent, the SMS went instead.
+    assert paths == [
+        f"/v1/phones/{NO_RCS_PHONE}/capabilities",
+        "/2010-04-01/Accounts/AC1/Messages.json",
+    ]
+    assert sms["To"] == NO_RCS_PHONE
+    assert sms["Body"] == (
+        "Ivo, a fatura F9 de R$\xa060,00 vence hoje. https://pague.example.com/F9"
+    )
+    [(channel, (row, attempts))] = actions_by_channel(tmp_path).items()
+    assert channel == "rcs"  # one action, as planned
+    assert (row["state"], row["provider_message_id"]) == ("sent", "SM3")
+    assert [(a["provider"], a["outcome"]) for a in attempts] == [
+        ("rcs", "permanent"),
+        ("sms", "sent"),
+    ]
+    assert json.loads(attempts[0]["details"])["fallback"]["reason"] == "no_rcs"
