@@ -71,6 +71,7 @@ RUN_RUNNING = "running"
 RUN_COMPLETED = "completed"
 RUN_INPUT_ERRORS = "input_errors"
 RUN_LOCK_LOST = "lock_lost"
+RUN_ABORTED = "aborted"  # an error stopped it (the ledger or the data broke)
 
 # A sent attempt's outcome -> the action's state after it.
 _FINAL_STATE = {

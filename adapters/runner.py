@@ -52,6 +52,7 @@ from zoneinfo import ZoneInfo
 from adapters.ledger import (
     FAILED_PERMANENT,
     PLANNED,
+    RUN_ABORTED,
     RUN_COMPLETED,
     RUN_INPUT_ERRORS,
     RUN_LOCK_LOST,
@@ -271,13 +272,14 @@ class Runner:
             self.ruleset, run_id, self.clock()
         )
 
-        status = "aborted"
+        status = RUN_ABORTED
         try:
             with self._spool() as spool:
                 total = self._plan(report, source, spool)
-                if report.input_problems and self.settings.on_bad_record == "fail":
+                if self._stops(report):
                     status = RUN_INPUT_ERRORS
                 else:
+                    self._check_routes(spool)
                     self._note(report, spool)
                     self._send_all(report, spool, total)
                     status = RUN_COMPLETED
@@ -309,6 +311,7 @@ class Runner:
         return report
 
     def _stops(self, report: RunReport) -> bool:
+        """Bad input records stop the run before anything is recorded."""
         return bool(report.input_problems) and self.settings.on_bad_record == "fail"
 
     def _ledger(self) -> Ledger:
@@ -480,13 +483,14 @@ class Runner:
 
     # -- sending ------------------------------------------------------------
 
-    def _send_all(self, report: RunReport, spool: IO[str], total: int) -> None:
-        missing = sorted(
-            {a.channel or "-" for a in _read(spool) if _is_send(a)} - set(self.routes)
-        )
+    def _check_routes(self, spool: IO[str]) -> None:
+        """Every channel with a message to send has a provider."""
+        channels = {a.channel or "-" for a in _read(spool) if _is_send(a)}
+        missing = sorted(channels - set(self.routes))
         if missing:
             raise RunnerError(f"no provider for channel(s): {', '.join(missing)}")
 
+    def _send_all(self, report: RunReport, spool: IO[str], total: int) -> None:
         done = 0
         for batch in _batches(_read(spool)):
             states, holders = self._known(batch)
