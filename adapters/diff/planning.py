@@ -57,10 +57,9 @@ def _customers_in_step(
         if before is None or after is None or before_id != after_id:
             raise DiffError(
                 "the data gives the two versions different customers"
-                f" ({before_id} and {after_id}): a record that one version's"
-                " inputs accept and the other's reject changes the grouping;"
-                " fix the records listed as problems, or compare with"
-                " --on-bad-record fail"
+                f" ({before_id} and {after_id}): a customer record that one"
+                " version's inputs accept and the other's reject; fix the"
+                " records the data source reports as bad"
             )
         yield before, after
 

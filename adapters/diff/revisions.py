@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 
 class RevisionError(Exception):
@@ -40,6 +41,8 @@ def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
         raise RevisionError(
             "git is not installed, so a revision cannot be read"
         ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise RevisionError(f"git {args[0]} did not finish in 120 s") from exc
 
 
 def _git_message(result: subprocess.CompletedProcess[bytes]) -> str:
@@ -63,7 +66,8 @@ def export_revision(spec: str, destination: Path, *, cwd: Path | None = None) ->
     top = _git(["rev-parse", "--show-toplevel"], here)
     if top.returncode != 0:
         raise RevisionError(
-            f"{spec!r} names a git revision, but {here} is not inside a git repository"
+            f"{spec!r} names a git revision, but {here} is not inside a git"
+            f" repository ({_git_message(top)})"
         )
     toplevel = Path(top.stdout.decode().strip())
     if _git(
@@ -94,13 +98,34 @@ def export_revision(spec: str, destination: Path, *, cwd: Path | None = None) ->
     if archive.returncode != 0:
         raise RevisionError(f"{spec!r}: {_git_message(archive)}")
     target.mkdir()
-    archive_path = destination / f".{name}.tar"
-    archive_path.write_bytes(archive.stdout)
-    with tarfile.open(archive_path) as tar:
-        # The "data" filter refuses links and paths that leave the folder.
-        tar.extractall(target, filter="data")
-    archive_path.unlink()
+    _unpack(archive.stdout, target, spec)
     return target
+
+
+def _unpack(archive: bytes, target: Path, spec: str) -> None:
+    """Write the folders and files of a tar archive below `target`.
+
+    Only plain files and folders are written, each checked to stay inside
+    `target`; a policy folder has no use for links or devices.
+    """
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            relative = PurePosixPath(member.name)
+            if relative.is_absolute() or ".." in relative.parts:
+                raise RevisionError(f"{spec!r}: unsafe path {member.name!r} in git")
+            path = target.joinpath(*relative.parts)
+            if member.isdir():
+                path.mkdir(parents=True, exist_ok=True)
+            elif member.isfile():
+                content = tar.extractfile(member)
+                assert content is not None  # a regular file has content
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content.read())
+            else:
+                raise RevisionError(
+                    f"{spec!r}: {member.name} is a link or special file;"
+                    " only files and folders can be compared"
+                )
 
 
 @contextmanager

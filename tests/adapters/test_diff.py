@@ -69,17 +69,9 @@ def version(tmp_path: Path, name: str, *edits: tuple[str, str]) -> Path:
 D2_BUSINESS = ("at: D-3", "at: D-2 business")
 
 
-def json_diff(old: Path | str, new: Path | str, *extra: str) -> dict[str, Any]:
+def json_diff(old: Path | str, new: Path | str, *, data: Path = DATA) -> dict[str, Any]:
     code, out, err = run(
-        "diff",
-        str(old),
-        str(new),
-        "--data",
-        str(DATA),
-        *RANGE,
-        "--format",
-        "json",
-        *extra,
+        "diff", str(old), str(new), "--data", str(data), *RANGE, "--format", "json"
     )
     assert code == 0, err
     return json.loads(out)
@@ -254,6 +246,41 @@ def test_a_version_that_cannot_plan_is_reported_not_hidden(tmp_path: Path) -> No
     code, out, _ = run("diff", str(old), str(new), "--data", str(DATA), *RANGE)
     assert code == 0
     assert "!! 49 customer-day(s) could not be planned by the new version" in out
+
+
+def test_versions_with_different_inputs_read_the_data_twice(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(DATA, data)
+    customers = data / "customers.csv"
+    lines = customers.read_text(encoding="utf-8").splitlines()
+    lines = [lines[0] + ",nickname"] + [line + "," for line in lines[1:]]
+    customers.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    old = version(tmp_path, "old")
+    new = version(
+        tmp_path,
+        "new",
+        (
+            "    whatsapp_opt_in: bool\n",
+            "    whatsapp_opt_in: bool\n    nickname: string?\n",
+        ),
+        D2_BUSINESS,
+    )
+
+    report = json_diff(old, new, data=data)
+
+    assert report["customers"] == 8
+    assert (counts(report)["moved"], counts(report)["added"]) == (4, 1)
+
+
+def test_a_customer_only_one_version_accepts_stops_the_diff(tmp_path: Path) -> None:
+    old = version(tmp_path, "old")
+    # Names longer than three letters are bad records for NEW only.
+    new = version(tmp_path, "new", ("max_length: 15", "max_length: 3"))
+
+    code, _, err = run("diff", str(old), str(new), "--data", str(DATA), *RANGE)
+
+    assert code == 3
+    assert "the data gives the two versions different customers" in err
 
 
 def test_identical_versions_show_no_change(tmp_path: Path) -> None:
