@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -337,3 +338,49 @@ def test_two_processes_racing_for_claims_each_win_distinct_actions(
     won = [json.loads(stdout) for stdout, _ in outputs]
     assert set(won[0]).isdisjoint(won[1])
     assert sorted(won[0] + won[1]) == sorted(f"mes_{n}" for n in range(count))
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
+    write_data(tmp_path / "data")
+    command = [
+        RULESET_COMMAND,
+        "run",
+        str(FIXTURES / "ruleset"),
+        "--data",
+        str(tmp_path / "data"),
+        "--as-of",
+        "2024-10-06T09:00",
+    ]
+    controller, terminal = pty.openpty()
+    try:
+        on_terminal = subprocess.run(
+            command,
+            cwd=tmp_path,
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=60,
+        )
+        os.close(terminal)
+        drawn = _read_all(controller)
+    finally:
+        os.close(controller)
+    piped = ruleset_run(tmp_path, "--format", "text")
+
+    assert on_terminal.returncode == 0
+    assert "sending" in drawn and "100%" in drawn
+    assert piped.returncode == 0
+    assert "sending" not in piped.stderr
+
+
+def _read_all(fd: int) -> str:
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the terminal's other end is closed: all is read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
