@@ -219,6 +219,9 @@ def run_tests(paths: Sequence[Path]) -> TestRun:
             by_ruleset.setdefault(ruleset_path.resolve(), (ruleset_path, []))
         for test_path in find_test_files(path):
             ruleset_path = read_ruleset_key(test_path)
+            if not _is_ruleset(ruleset_path):
+                run.file_errors.append(_no_ruleset(test_path, ruleset_path))
+                continue
             entry = by_ruleset.setdefault(ruleset_path.resolve(), (ruleset_path, []))
             if all(not test_path.samefile(known) for known in entry[1]):
                 entry[1].append(test_path)
@@ -228,19 +231,27 @@ def run_tests(paths: Sequence[Path]) -> TestRun:
     return run
 
 
+def _is_ruleset(path: Path) -> bool:
+    try:
+        return path.exists() and path.resolve() in (
+            found.resolve() for found in find_rulesets(path)
+        )
+    except OSError:
+        return False
+
+
+def _no_ruleset(test_path: Path, ruleset_path: Path) -> Diagnostic:
+    return Diagnostic(
+        Location(str(test_path), 1, 1),
+        Severity.ERROR,
+        UNKNOWN_NAME,
+        f"tests {ruleset_path}, which is not a ruleset",
+        "put the file in the ruleset's folder or its tests/ folder, or set"
+        " `ruleset:` to the ruleset's path, relative to this file",
+    )
+
+
 def _run_ruleset(run: TestRun, ruleset_path: Path, test_paths: list[Path]) -> None:
-    if not ruleset_path.exists():
-        for test_path in test_paths:
-            run.file_errors.append(
-                Diagnostic(
-                    Location(str(test_path), 1, 1),
-                    Severity.ERROR,
-                    UNKNOWN_NAME,
-                    f"tests the ruleset {ruleset_path}, which does not exist",
-                    "set `ruleset:` to the ruleset's path, relative to this file",
-                )
-            )
-        return
     try:
         ruleset = load_ruleset(ruleset_path)
     except PolicyError as error:

@@ -438,3 +438,31 @@ def test_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = run("test", str(tmp_path / "nowhere"))
     assert code == 2
     assert "does not exist" in err
+
+
+def test_a_single_file_ruleset_is_named_by_its_test_file(tmp_path: Path) -> None:
+    shutil.copy(
+        ROOT / "tests" / "adapters" / "fixtures" / "diff" / "ruleset" / "ruleset.yaml",
+        tmp_path / "demo.yaml",
+    )
+    case = textwrap.dedent(
+        """\
+        cases:
+          - name: no history is pontual
+            as_of: "2026-03-09"
+            customer: {id: c1, first_name: Ana, whatsapp_opt_in: true}
+            expect: {segment: pontual, actions: []}
+        """
+    )
+    test_path = tmp_path / "demo.test.yaml"
+    test_path.write_text(case, encoding="utf-8")
+
+    code, out, _ = run("test", str(tmp_path))
+    assert code == 1
+    assert "demo.test.yaml:1:1: error[T105]: tests" in out
+    assert "which is not a ruleset" in out
+
+    test_path.write_text("ruleset: demo.yaml\n" + case, encoding="utf-8")
+    code, out, _ = run("test", str(tmp_path))
+    assert code == 0, out
+    assert "diffdemo" in out and "segments 1/2" in out
