@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.plan import Action, canonical_json
 
+# Decisions that are something to do; the others only record why not.
 TO_DO = frozenset({"send", "flag", "block", "offer", "escalate"})
 
 # What may differ between two occurrences of the same reminder, in the order
@@ -18,6 +19,7 @@ ASPECTS = ("moved", "channel", "copy", "decision", "details")
 # A reminder's identity across the two plans: customer, invoices, kind, step.
 ActionKey = tuple[str, tuple[str, ...], str, str]
 
+# How a customer whom no segment matches shows in segment moves.
 NO_SEGMENT = "(none)"
 
 
@@ -86,13 +88,18 @@ class ActionChange:
         return text + (f", step {step}" if step else f", {kind}")
 
     def describe(self) -> str:
-        if self.old is None or self.change == "added":
-            return f"{self.where()}: added ({_occurrence_text(self.new)})"
-        if self.new is None or self.change == "removed":
+        """One line for a reviewer: what happened to this reminder."""
+        if self.change == "added":
+            was = ""
+            if self.old is not None:
+                was = f", was {self.old.action.decision}{_reason_text(self.old.action)}"
+            return f"{self.where()}: added ({_occurrence_text(self.new)}{was})"
+        if self.change == "removed":
             now = ""
             if self.new is not None:
                 now = f", now {self.new.action.decision}{_reason_text(self.new.action)}"
             return f"{self.where()}: removed ({_occurrence_text(self.old)}{now})"
+        assert self.old is not None and self.new is not None  # "changed"
         return f"{self.where()}: " + "; ".join(
             _aspect_text(aspect, self.old, self.new) for aspect in self.aspects
         )
@@ -132,7 +139,7 @@ def _occurrence_text(occurrence: Occurrence | None) -> str:
 
 
 def _reason_text(action: Action) -> str:
-    reason = action.why.get("reason") or action.why.get("suppression")
+    reason = action.why.get("suppressed_by") or action.why.get("reason")
     return f" ({reason})" if isinstance(reason, str) else ""
 
 

@@ -283,6 +283,27 @@ def test_a_customer_only_one_version_accepts_stops_the_diff(tmp_path: Path) -> N
     assert "the data gives the two versions different customers" in err
 
 
+def test_a_reminder_now_suppressed_is_removed_with_its_reason(tmp_path: Path) -> None:
+    old = version(tmp_path, "old")
+    new = version(
+        tmp_path,
+        "new",
+        (
+            'when: invoice.status in ["paid", "cancelled"]',
+            'when: invoice.status in ["paid", "cancelled"] or customer.first_name == "Ana"',
+        ),
+    )
+
+    code, out, _ = run("diff", str(old), str(new), "--data", str(DATA), *RANGE)
+
+    assert code == 0
+    assert "removed: 1" in out
+    assert (
+        "customer c1, invoice f1, step lembrete: removed"
+        " (2026-03-09 08:00, whatsapp, now suppressed (fechada))"
+    ) in out
+
+
 def test_identical_versions_show_no_change(tmp_path: Path) -> None:
     report = json_diff(version(tmp_path, "a"), version(tmp_path, "b"))
     assert sum(counts(report).values()) == 0
