@@ -290,7 +290,8 @@ def test_a_reminder_now_suppressed_is_removed_with_its_reason(tmp_path: Path) ->
         "new",
         (
             'when: invoice.status in ["paid", "cancelled"]',
-            'when: invoice.status in ["paid", "cancelled"] or customer.first_name == "Ana"',
+            'when: invoice.status in ["paid", "cancelled"]'
+            ' or customer.first_name == "Ana"',
         ),
     )
 
