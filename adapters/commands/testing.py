@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import click
 
 from adapters import exitcodes
-from adapters.commands.planning import data_option, on_bad_record_option
+from adapters.commands.planning import data_option
 from adapters.commands.validating import DEFAULT_PATH
 from adapters.diff import (
     DiffError,
@@ -233,7 +233,10 @@ def _time(text: str) -> dt.time:
     "--from", "first_text", metavar="DATE", help="First day (default: tomorrow)."
 )
 @click.option(
-    "--to", "last_text", metavar="DATE", help="Last day (default: a week from --from)."
+    "--to",
+    "last_text",
+    metavar="DATE",
+    help="Last day (default: six days after --from, a week in all).",
 )
 @click.option(
     "--at",
@@ -258,7 +261,14 @@ def _time(text: str) -> dt.time:
     show_default=True,
     help="Example customers and actions shown per kind of change.",
 )
-@on_bad_record_option
+@click.option(
+    "--on-bad-record",
+    type=click.Choice(["fail", "skip"]),
+    default="fail",
+    show_default=True,
+    help="fail: list bad input records and write no report (exit 3);"
+    " skip: list them and compare without them.",
+)
 def diff(
     old: str,
     new: str,
