@@ -94,6 +94,7 @@ class BusinessCalendar:
         self._business: dict[dt.date, bool] = {}
         self._rolled: dict[dt.date, dt.date] = {}
         self._shifted: dict[tuple[dt.date, int], dt.date] = {}
+        self._window_starts: dict[tuple[dt.date, int, str], dt.date] = {}
 
     def holiday_name(self, day: dt.date) -> str | None:
         """The holiday's name, or None on an ordinary day."""
@@ -157,18 +158,25 @@ class BusinessCalendar:
         A window of `6 months` on Aug 31 starts after Feb 28 (or 29): months
         and years are calendar arithmetic, never multiples of 30 days.
         """
+        key = (today, window.amount, window.unit)
+        start = self._window_starts.get(key)
+        if start is not None:
+            return start
         unit, amount = window.unit, window.amount
         if unit == "days":
-            return today - dt.timedelta(days=amount)
-        if unit == "weeks":
-            return today - dt.timedelta(weeks=amount)
-        if unit == "months":
-            return add_months(today, -amount)
-        if unit == "years":
-            return add_months(today, -12 * amount)
-        if unit == "business_days":
-            return self.add_business_days(today, -amount)
-        raise ValueError(f"unknown duration unit {unit!r}")
+            start = today - dt.timedelta(days=amount)
+        elif unit == "weeks":
+            start = today - dt.timedelta(weeks=amount)
+        elif unit == "months":
+            start = add_months(today, -amount)
+        elif unit == "years":
+            start = add_months(today, -12 * amount)
+        elif unit == "business_days":
+            start = self.add_business_days(today, -amount)
+        else:
+            raise ValueError(f"unknown duration unit {unit!r}")
+        self._window_starts[key] = start
+        return start
 
     def _load_year(self, year: int) -> dict[dt.date, str]:
         names: dict[dt.date, str] = {}

@@ -103,7 +103,7 @@ def _score(trace: CustomerTrace) -> list[str]:
         return ["score: the policy has no scorecard"]
     lines = [f"score {trace.score}, grade {trace.grade or '(none)'}:"]
     for line in trace.score_lines:
-        band = f"band {line.band}" if line.band is not None else "in no band"
+        band = f"band {line.band_label}" if line.band is not None else "in no band"
         lines.append(
             f"{INDENT}{line.characteristic} = {_value(line.value)}: {band}, "
             f"{line.points} points"

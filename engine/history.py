@@ -41,11 +41,15 @@ NEVER_OWED_STATUSES = frozenset({"cancelled"})
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InvoiceState:
-    """An invoice as the engine sees it today, with its computed fields."""
+    """An invoice as the engine sees it today, with its computed fields.
 
-    record: Record  # a copy of the input record plus COMPUTED_INVOICE_FIELDS
+    Read only once built (not frozen only because frozen dataclasses are
+    slow to build, and one is built per invoice per run).
+    """
+
+    source: Record  # the input record, never changed
     id: str
     due_date: dt.date
     due_effective: dt.date  # after the calendar's roll
@@ -55,11 +59,24 @@ class InvoiceState:
     status: str | None  # normalised: stripped, lower case
     settled: dt.date | None  # as known today
     days_late: int
+    days_past_due: int  # today - effective due date; negative before it
     is_open: bool
+    in_history: bool  # counts in the history aggregates (not cancelled)
+    _record: Record | None = None
 
     @property
-    def in_history(self) -> bool:
-        return self.status not in NEVER_OWED_STATUSES
+    def record(self) -> Record:
+        """What `invoice` is in expressions: a copy of the input record with
+        the computed fields (COMPUTED_INVOICE_FIELDS). Built on first use:
+        most invoices of a history are never seen by an expression."""
+        if self._record is None:
+            record = dict(self.source)
+            record["amount_paid"] = self.amount_paid
+            record["amount_due"] = self.amount_due
+            record["due_date_effective"] = self.due_effective
+            record["days_past_due"] = self.days_past_due
+            self._record = record
+        return self._record
 
 
 def prepare_invoices(
@@ -76,9 +93,7 @@ def prepare_invoices(
             )
 
     states = [
-        _invoice_state(
-            invoice, sorted(paid_by_invoice.get(invoice["id"], ())), calendar, today
-        )
+        _invoice_state(invoice, paid_by_invoice.get(invoice["id"]), calendar, today)
         for invoice in records.invoices
     ]
     states.sort(key=lambda state: (state.due_effective, state.id))
@@ -87,14 +102,18 @@ def prepare_invoices(
 
 def _invoice_state(
     invoice: Record,
-    payments: list[tuple[dt.date, Decimal]],
+    payments: list[tuple[dt.date, Decimal]] | None,
     calendar: BusinessCalendar,
     today: dt.date,
 ) -> InvoiceState:
     amount: Decimal = invoice["amount"]
     due_effective = calendar.roll(invoice["due_date"])
-    amount_paid = sum((paid for _, paid in payments), ZERO)
-    amount_due = max(amount - amount_paid, ZERO)
+    amount_paid = ZERO
+    if payments:
+        if len(payments) > 1:
+            payments.sort()
+        amount_paid = sum((paid for _, paid in payments), ZERO)
+    amount_due = amount - amount_paid if amount > amount_paid else ZERO
 
     raw_status = invoice.get("status")
     status = raw_status.strip().lower() if isinstance(raw_status, str) else None
@@ -108,40 +127,34 @@ def _invoice_state(
         settled = due_effective
     if amount <= ZERO:
         settled = settled or due_effective
-    days_late = max(((settled or today) - due_effective).days, 0)
-
-    is_open = (
-        status not in SETTLED_STATUSES
-        and declared_settled is None
-        and amount_due > ZERO
-    )
-    record = dict(invoice)
-    record["amount_paid"] = amount_paid
-    record["amount_due"] = amount_due
-    record["due_date_effective"] = due_effective
-    record["days_past_due"] = (today - due_effective).days
+    days_late = ((settled or today) - due_effective).days
+    settled_status = status in SETTLED_STATUSES
     return InvoiceState(
-        record=record,
-        id=invoice["id"],
-        due_date=invoice["due_date"],
-        due_effective=due_effective,
-        amount=amount,
-        amount_paid=amount_paid,
-        amount_due=amount_due,
-        status=status,
-        settled=settled,
-        days_late=days_late,
-        is_open=is_open,
+        invoice,
+        invoice["id"],
+        invoice["due_date"],
+        due_effective,
+        amount,
+        amount_paid,
+        amount_due,
+        status,
+        settled,
+        days_late if days_late > 0 else 0,
+        (today - due_effective).days,
+        not settled_status and declared_settled is None and amount_due > ZERO,
+        status not in NEVER_OWED_STATUSES,
     )
 
 
 def _settled_date(
     amount: Decimal,
-    payments: list[tuple[dt.date, Decimal]],
+    payments: list[tuple[dt.date, Decimal]] | None,
     declared: dt.date | None,
 ) -> dt.date | None:
     if declared is not None:
         return declared
+    if not payments:
+        return None
     total = ZERO
     for paid_on, paid in payments:
         total += paid
@@ -156,7 +169,7 @@ class CustomerHistory:
     Every window ends today, so the invoices inside one are a suffix of the
     list sorted by effective due date: suffix sums and maxima answer each
     aggregate with one binary search. Results are cached per window and
-    kept in `used` for the explanation.
+    listed by `used` for the explanation.
     """
 
     def __init__(
@@ -177,45 +190,43 @@ class CustomerHistory:
         self._payments = payments
         self._suffixes: dict[str, list[Any]] = {}
         self._paid_dates: list[dt.date] = []
-        self.used: dict[str, Any] = {}
+        self._results: dict[tuple[str, int, str], Any] = {}
 
     def invoice_count(self, window: Duration) -> int:
-        return self._cached("invoice_count", window, self._count)
+        count: int = self._lookup("invoice_count", window)
+        return count
 
     def late_count(self, window: Duration) -> int:
-        return self._cached("late_count", window, self._ints("late_count"))
+        count: int = self._lookup("late_count", window)
+        return count
 
     def max_days_late(self, window: Duration) -> int:
-        return self._cached("max_days_late", window, self._ints("max_days_late"))
+        days: int = self._lookup("max_days_late", window)
+        return days
 
     def sum_days_late(self, window: Duration) -> int:
-        return self._cached("sum_days_late", window, self._ints("sum_days_late"))
+        days: int = self._lookup("sum_days_late", window)
+        return days
 
     def avg_days_late(self, window: Duration) -> Decimal:
-        days_late = self._ints("sum_days_late")
-
-        def average(start: int) -> Decimal:
-            return _average(Decimal(days_late[start]), self._count(start))
-
-        return self._cached("avg_days_late", window, average)
+        days: Decimal = self._lookup("avg_days_late", window)
+        return days
 
     def billed_total(self, window: Duration) -> Decimal:
-        return self._cached("billed_total", window, self._amounts("billed_total"))
+        amount: Decimal = self._lookup("billed_total", window)
+        return amount
 
     def max_billed(self, window: Duration) -> Decimal:
-        return self._cached("max_billed", window, self._amounts("max_billed"))
+        amount: Decimal = self._lookup("max_billed", window)
+        return amount
 
     def avg_billed(self, window: Duration) -> Decimal:
-        billed = self._amounts("billed_total")
-
-        def average(start: int) -> Decimal:
-            return _average(billed[start], self._count(start))
-
-        return self._cached("avg_billed", window, average)
+        amount: Decimal = self._lookup("avg_billed", window)
+        return amount
 
     def paid_total(self, window: Duration) -> Decimal:
-        key = f"paid_total({describe_duration(window)})"
-        if key not in self.used:
+        key = ("paid_total", window.amount, window.unit)
+        if key not in self._results:
             if "paid" not in self._suffixes:
                 paid = sorted(
                     (p["paid_on"], p["amount"])
@@ -228,15 +239,29 @@ class CustomerHistory:
                 )
             start = self.calendar.window_start(self.today, window)
             index = bisect_right(self._paid_dates, start)
-            self.used[key] = self._suffixes["paid"][index]
-        result: Decimal = self.used[key]
+            self._results[key] = self._suffixes["paid"][index]
+        result: Decimal = self._results[key]
         return result
 
-    def _ints(self, name: str) -> list[int]:
-        return self._suffix(name)
-
-    def _amounts(self, name: str) -> list[Decimal]:
-        return self._suffix(name)
+    def _lookup(self, name: str, window: Duration) -> Any:
+        """An aggregate over the invoices due in (today - window, today]."""
+        # A tuple of str and int hashes in C; a dataclass hashes in Python.
+        key = (name, window.amount, window.unit)
+        if key in self._results:
+            return self._results[key]
+        start_day = self.calendar.window_start(self.today, window)
+        start = bisect_right(self._due_dates, start_day)
+        count = len(self._due_dates) - start
+        if name == "invoice_count":
+            result: Any = count
+        elif name == "avg_days_late":
+            result = _average(Decimal(self._suffix("sum_days_late")[start]), count)
+        elif name == "avg_billed":
+            result = _average(self._suffix("billed_total")[start], count)
+        else:
+            result = self._suffix(name)[start]
+        self._results[key] = result
+        return result
 
     def _suffix(self, name: str) -> list[Any]:
         """The suffix array of one aggregate, built on first use: a policy
@@ -248,22 +273,13 @@ class CustomerHistory:
             self._suffixes[name] = found
         return found
 
-    def _count(self, start: int) -> int:
-        return len(self._due_dates) - start
-
-    def _cached(
-        self,
-        name: str,
-        window: Duration,
-        values: Sequence[T] | Callable[[int], T],
-    ) -> T:
-        key = f"{name}({describe_duration(window)})"
-        if key not in self.used:
-            start_day = self.calendar.window_start(self.today, window)
-            start = bisect_right(self._due_dates, start_day)
-            self.used[key] = values(start) if callable(values) else values[start]
-        result: T = self.used[key]
-        return result
+    @property
+    def used(self) -> dict[str, Any]:
+        """The aggregates asked for so far: `"late_count(6 months)" -> 2`."""
+        return {
+            f"{name}({describe_duration(Duration(amount, unit))})": value
+            for (name, amount, unit), value in self._results.items()
+        }
 
 
 def describe_duration(window: Duration) -> str:

@@ -48,6 +48,7 @@ from decimal import Decimal
 from typing import Any
 
 from dsl import sms
+from dsl.model import Band
 from engine import ENGINE_VERSION
 from engine.compiler import (
     CompiledChannel,
@@ -81,7 +82,21 @@ class ScoreLine:
     characteristic: str
     value: Any
     points: int
-    band: str | None  # "1 to 2", ">= 3"; None when the value is in no band
+    band: Band | None  # None when the value is in no band
+
+    @property
+    def band_label(self) -> str | None:
+        """`1 to 2`, `>= 3`, `<= 0`; None when the value is in no band."""
+        if self.band is None:
+            return None
+        low, high = self.band.low, self.band.high
+        if low is None and high is None:
+            return "any value"
+        if low is None:
+            return f"<= {high}"
+        if high is None:
+            return f">= {low}"
+        return f"{low} to {high}"
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,7 @@ class CustomerTrace:
     now: dt.datetime
     since: dt.date
     invoices: list[InvoiceState] = field(default_factory=list)
-    history: dict[str, Any] = field(default_factory=dict)
+    aggregates: CustomerHistory | None = None
     exposure: Decimal = ZERO
     open_invoices: int = 0
     score_lines: list[ScoreLine] = field(default_factory=list)
@@ -118,6 +133,11 @@ class CustomerTrace:
     @property
     def today(self) -> dt.date:
         return self.now.date()
+
+    @property
+    def history(self) -> dict[str, Any]:
+        """The history aggregates the policy asked for, by name."""
+        return {} if self.aggregates is None else self.aggregates.used
 
 
 @dataclass
@@ -186,19 +206,30 @@ class _CustomerPlanner:
         self.grace_start = default_since(compiled, self.today)
         self.trace = CustomerTrace(self.customer_id, now, since)
         self.actions: list[Action] = []
-        self.invoices: list[InvoiceState] = []
         self._addresses: dict[str, Address] = {}
+
+        # Invoices as of today, history and exposure: facts, no policy yet.
+        calendar = compiled.calendar
+        self.invoices = prepare_invoices(records, calendar, self.today)
+        history = CustomerHistory(self.invoices, records.payments, self.today, calendar)
+        open_invoices = [s for s in self.invoices if s.is_open]
+        exposure = sum((s.amount_due for s in open_invoices), ZERO)
         self.scope = Scope(
             customer=records.customer,
-            history=CustomerHistory((), (), self.today, compiled.calendar),
+            history=history,
             today=self.today,
             now=now,
             fmt=compiled.formatter,
-            calendar=compiled.calendar,
+            calendar=calendar,
+            exposure=exposure,
+            open_invoices=len(open_invoices),
         )
+        self.trace.invoices = self.invoices
+        self.trace.aggregates = history
+        self.trace.exposure = exposure
+        self.trace.open_invoices = len(open_invoices)
 
     def plan(self) -> list[Action]:
-        self._prepare()
         self._score()
         segment = self._segment()
         blocked = self._credit()
@@ -211,24 +242,6 @@ class _CustomerPlanner:
         return self.actions
 
     # -- the customer -----------------------------------------------------
-
-    def _prepare(self) -> None:
-        """Invoices as of today, history, exposure."""
-        calendar = self.compiled.calendar
-        self.invoices = prepare_invoices(self.records, calendar, self.today)
-        history = CustomerHistory(
-            self.invoices, self.records.payments, self.today, calendar
-        )
-        open_invoices = [s for s in self.invoices if s.is_open]
-        exposure = sum((s.amount_due for s in open_invoices), ZERO)
-
-        self.scope.history = history
-        self.scope.exposure = exposure
-        self.scope.open_invoices = len(open_invoices)
-        self.trace.invoices = self.invoices
-        self.trace.history = history.used
-        self.trace.exposure = exposure
-        self.trace.open_invoices = len(open_invoices)
 
     def _score(self) -> None:
         scorecard = self.ruleset.scorecard
@@ -249,9 +262,8 @@ class _CustomerPlanner:
             )
             points = band.points if band is not None else 0
             total += points
-            label = None if band is None else _band_label(band.low, band.high)
             self.trace.score_lines.append(
-                ScoreLine(characteristic.name, value, points, label)
+                ScoreLine(characteristic.name, value, points, band)
             )
         grade = next((g.name for g in scorecard.grades if total >= g.min_score), None)
         self.scope.score, self.scope.grade = total, grade
@@ -820,16 +832,6 @@ class _CustomerPlanner:
                 invoice.id, step.ladder, step.name, str(step.step.offset), day, outcome
             )
         )
-
-
-def _band_label(low: Decimal | None, high: Decimal | None) -> str:
-    if low is None and high is None:
-        return "any value"
-    if low is None:
-        return f"<= {high}"
-    if high is None:
-        return f">= {low}"
-    return f"{low} to {high}"
 
 
 class PlanNotRead(RuntimeError):

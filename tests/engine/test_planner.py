@@ -522,7 +522,7 @@ def test_risco_scores_and_segments(
     result = plan_customer(compiled, records, at("2024-11-18 10:00"))
     # One bill 40 days late: 30 points for the count, none for the maximum
     # (40 is in no band of maior_atraso, which scores 0 and says so).
-    assert [(s.points, s.band) for s in result.trace.score_lines] == [
+    assert [(s.points, s.band_label) for s in result.trace.score_lines] == [
         (30, "1 to 2"),
         (0, None),
     ]
