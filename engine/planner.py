@@ -530,14 +530,15 @@ class _CustomerPlanner:
         windows = self.compiled.windows
         outside = self.ruleset.delivery.outside_window
         for message in messages:
-            if message.decision != "send":
-                continue
             if message.timing == MISSED:
+                # Whether or not a channel was left, the step's day is gone.
                 message.decision = "missed"
                 message.reason = (
                     f"its day {message.day} is before the catch-up grace "
                     f"(from {self.grace_start})"
                 )
+                continue
+            if message.decision != "send":
                 continue
             assert message.channel is not None
             window = message.channel.window

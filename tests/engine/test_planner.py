@@ -750,3 +750,24 @@ def test_sms_copy_is_counted_in_segments(
         "3 SMS segments (UCS-2), above max_segments 2 of channel sms"
     ]
     assert long.decision == "send"
+
+
+def test_a_missed_step_is_missed_even_without_a_channel(
+    compiled: CompiledRuleset, ana: dict[str, Any]
+) -> None:
+    ana.update(phone=None, email=None)
+    actions = plan_for(
+        compiled,
+        ana,
+        [bill("i1", "2024-11-21", "100.00")],
+        as_of=at("2024-11-22 09:00"),
+        since=dt.date(2024, 11, 18),
+    )
+    missed = only(actions, step="lembrete")
+    assert missed.decision == "missed" and missed.channel is None
+    assert [r["channel"] for r in missed.why["channels_rejected"]] == [
+        "whatsapp",
+        "sms",
+        "email",
+    ]
+    assert only(actions, step="vencimento").decision == "unreachable"
