@@ -199,7 +199,13 @@ class BusinessCalendar:
 
 def _holiday_language(country: str | None, preferred: str | None) -> str | None:
     """The language holiday names are given in: the ruleset's locale when
-    the country supports it, else the country's own default language."""
+    the country supports it, else the country's own default language.
+
+    Never None for a country: without a language the `holidays` package
+    reads LANGUAGE/LC_ALL/LANG, and a plan would depend on the machine. A
+    language it does not support leaves the names as the country writes
+    them.
+    """
     if country is None:
         return None
     entity = holidays.country_holidays(country, years=[])
@@ -207,7 +213,7 @@ def _holiday_language(country: str | None, preferred: str | None) -> str | None:
     if preferred is not None and preferred in supported:
         return preferred
     default = getattr(entity, "default_language", None)
-    return str(default) if default else None
+    return str(default) if default else (preferred or "en_US")
 
 
 class SendWindows:
