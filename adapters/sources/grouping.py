@@ -158,23 +158,24 @@ class GroupedSource:
 
     def _index(self) -> _Index:
         index = _Index()
-        seen_rows: dict[tuple[str, str], int | None] = {}
+        repeats: list[tuple[str, str, RawRow]] = []  # (collection, id, row)
 
-        def first_seen(collection: str, key: str, row: RawRow) -> bool:
-            """False (and a problem) when `key` was seen before."""
-            marker = (collection, key)
-            if marker not in seen_rows:
-                seen_rows[marker] = row.row
+        def first_seen(
+            collection: str, key: str, row: RawRow, registered: dict[str, int]
+        ) -> bool:
+            """False (the row is a repeat) when `key` was registered before."""
+            if key not in registered:
                 return True
+            marker = (collection, key)
             index.duplicates[marker] = index.duplicates.get(marker, 1) + 1
-            first = seen_rows[marker]
-            where = f" (first at row {first})" if first is not None else ""
-            self._report(row, key, f"duplicate {collection[:-1]} id {key!r}{where}")
+            repeats.append((collection, key, row))
             return False
 
         for row in self._streams["customers"].rows():
             key = self._key("customers", "id", row)
-            if key is not None and first_seen("customers", key, row):
+            if key is not None and first_seen(
+                "customers", key, row, index.customer_position
+            ):
                 index.customer_position[key] = len(index.customer_position)
 
         last_owner = -1
@@ -187,7 +188,7 @@ class GroupedSource:
             if owner is None:
                 self._report(row, key, f"customer {customer!r} is not in the customers")
                 continue
-            if first_seen("invoices", key, row):
+            if first_seen("invoices", key, row, index.invoice_owner):
                 index.invoice_owner[key] = owner
             index.grouped = index.grouped and owner >= last_owner
             last_owner = owner
@@ -206,9 +207,37 @@ class GroupedSource:
             index.grouped = index.grouped and owner >= last_owner
             last_owner = owner
 
+        self._report_repeats(index, repeats)
         index.problems, self.problems = self.problems, []
-        # seen_rows goes out of scope here: only positions stay.
         return index
+
+    def _report_repeats(
+        self, index: _Index, repeats: list[tuple[str, str, RawRow]]
+    ) -> None:
+        """Report each repeated id with the row that registered it.
+
+        The index keeps no row numbers: for a million invoices they would
+        double its size. The first rows of the few repeated ids are found
+        by reading again the collections that have any.
+        """
+        wanted = {(collection, key) for collection, key, _ in repeats}
+        first_rows: dict[tuple[str, str], int | None] = {}
+        for collection in sorted({collection for collection, _ in wanted}):
+            for row in self._streams[collection].rows():
+                marker = (collection, self._key(collection, "id", row) or "")
+                if marker not in wanted or marker in first_rows:
+                    continue
+                if collection == "invoices":
+                    # Only a row of a known customer registers an invoice id.
+                    customer = self._key("invoices", "customer_id", row)
+                    if customer not in index.customer_position:
+                        continue
+                first_rows[marker] = row.row
+
+        for collection, key, row in repeats:
+            first = first_rows.get((collection, key))
+            where = f" (first at row {first})" if first is not None else ""
+            self._report(row, key, f"duplicate {collection[:-1]} id {key!r}{where}")
 
     def _report(self, row: RawRow, record_id: str | None, message: str) -> None:
         self.problems.append(RecordProblem(row.source, row.row, record_id, message))

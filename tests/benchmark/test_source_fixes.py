@@ -98,3 +98,25 @@ def test_money_places_as_written_or_as_digits(tmp_path: Path) -> None:
     assert problems[0].startswith(
         "invoices.csv:3 (F2): amount: '1.234' has more than 2"
     )
+
+
+def test_repeated_ids_name_the_row_that_registered_them(tmp_path: Path) -> None:
+    """The index keeps no row numbers; the first rows are found again."""
+    customers, _, problems = _read(
+        tmp_path,
+        "F1,C9,10.00,2025-10-10,open,,l,\n"  # unknown customer: registers nothing
+        "F1,C1,11.00,2025-10-10,open,,l,\n"
+        "F1,C1,12.00,2025-10-10,open,,l,\n"
+        "F2,C2,20.00,2025-10-10,open,,l,\n"
+        "F1,C2,13.00,2025-10-10,open,,l,\n",
+    )
+
+    assert customers == {
+        "C1": [("F1", Decimal("11.00"))],
+        "C2": [("F2", Decimal("20.00"))],
+    }
+    assert problems == [
+        "invoices.csv:2 (F1): customer 'C9' is not in the customers",
+        "invoices.csv:4 (F1): duplicate invoice id 'F1' (first at row 3)",
+        "invoices.csv:6 (F1): duplicate invoice id 'F1' (first at row 3)",
+    ]
