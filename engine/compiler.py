@@ -357,6 +357,8 @@ def run_passes(ruleset: Ruleset, *, until: str | None = None) -> Compilation:
         raise ValueError(f"no compiler pass {until!r}; passes: {', '.join(PASS_NAMES)}")
     state = Compilation(ruleset)
     for compiler_pass in PASSES:
+        # Durations go to the debug log and `timings` only: no plan depends
+        # on them, so reading this clock keeps planning deterministic.
         started = time.perf_counter()
         compiler_pass.run(state)
         state.timings[compiler_pass.name] = time.perf_counter() - started
