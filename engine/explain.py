@@ -78,11 +78,10 @@ def _invoice(state: InvoiceState, fmt: LocaleFormatter) -> str:
         condition = "closed"
     if state.status is not None:
         condition += f", status {state.status}"
-    return (
-        f"{state.id}: {due}, amount {fmt.money(state.amount)}, "
-        f"paid {fmt.money(state.amount_paid)}, due now {fmt.money(state.amount_due)}; "
-        f"{condition}; {state.days_late} days late"
-    )
+    amounts = f"amount {fmt.money(state.amount)}, paid {fmt.money(state.amount_paid)}"
+    if state.is_open:
+        amounts += f", due now {fmt.money(state.amount_due)}"
+    return f"{state.id}: {due}, {amounts}; {condition}; {state.days_late} days late"
 
 
 def _history(trace: CustomerTrace, fmt: LocaleFormatter) -> list[str]:

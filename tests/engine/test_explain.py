@@ -31,8 +31,12 @@ def test_every_decision_is_explained(
     ]
     assert "invoices (3, 2 open):" in lines
     assert (
-        "  h1: due 2024-06-10, amount R$\xa0100,00, paid R$\xa0100,00, "
-        "due now R$\xa00,00; settled 2024-07-20, status paid; 40 days late"
+        "  h1: due 2024-06-10, amount R$\xa0100,00, paid R$\xa0100,00; "
+        "settled 2024-07-20, status paid; 40 days late"
+    ) in lines
+    assert (
+        "  i2: due 2024-11-18, amount R$\xa01.000,00, paid R$\xa00,00, "
+        "due now R$\xa01.000,00; open, status open; 1 days late"
     ) in lines
     assert "exposure R$\xa01.080,00 over 2 open invoice(s)" in lines
     # h1, and i2 and i3 one day after their due date.
