@@ -200,6 +200,12 @@ def plan(
 
     Writes the plan as canonical JSON Lines (a header line, then one line
     per action) or, with --format table, a summary for a finance analyst.
+
+    --as-of: a date plans that whole day (from its first instant); a
+    datetime without an offset is wall-clock time in the ruleset's zone.
+
+    Exit codes: 0 plan written; 2 usage error; 3 bad input records (with
+    --on-bad-record fail); 4 invalid ruleset or unusable --data.
     """
     ruleset, compiled = _load(ruleset_path)
     moment = parse_as_of(as_of, compiled.zone)
@@ -341,7 +347,13 @@ def _reason(action: Action) -> str:
 @click.command()
 @click.argument("ruleset_path", metavar="RULESET", type=click.Path(exists=True))
 @data_option
-@click.option("--customer", "customer_id", required=True, metavar="ID")
+@click.option(
+    "--customer",
+    "customer_id",
+    required=True,
+    metavar="ID",
+    help="The customer's id in the data.",
+)
 @as_of_option
 @since_option
 def explain(
@@ -353,7 +365,11 @@ def explain(
 ) -> None:
     """Explain how RULESET plans one customer of --data, step by step.
 
-    Exit 2 when the customer is not in the data.
+    History, score points, the segment rules tried, credit, every channel
+    and ladder step considered and what became of it, and the actions.
+
+    Exit codes: 0 explained; 2 usage error or a customer not in the data;
+    4 invalid ruleset or unusable --data.
     """
     ruleset, compiled = _load(ruleset_path)
     moment = parse_as_of(as_of, compiled.zone)
