@@ -222,6 +222,14 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     return metadata, tables
 
 
+def _holding_states(resend_unknown: bool) -> tuple[str, ...]:
+    """States in which an action keeps its step from other channels. With
+    resending allowed, an unknown outcome gives way (at-least-once)."""
+    if resend_unknown:
+        return tuple(state for state in HOLDS_STEP if state != UNKNOWN)
+    return HOLDS_STEP
+
+
 def step_key(
     ruleset: str,
     customer_id: str,
@@ -267,6 +275,15 @@ class Claim:
     reason: str | None = None
     first_attempt: int = 1  # number of the next attempt when claimed
     other_action: str | None = None  # the action that holds the step
+    other_state: str | None = None  # ... and its state
+
+
+@dataclass(frozen=True)
+class StepHolder:
+    """The action holding a step: sent, sending, or with an unknown outcome."""
+
+    action_id: str
+    state: str
 
 
 @dataclass(frozen=True)
@@ -806,20 +823,34 @@ class Ledger:
             if claimed != 1:
                 return Claim(False, state=row.state, reason=row.reason)
 
-            other = self._claim_step(conn, entry, now) if entry.step_key else None
+            other = None
+            if entry.step_key is not None:
+                other = self._claim_step(
+                    conn, entry, now, _holding_states(resend_unknown)
+                )
             if other is not None:
-                reason = f"step already sent by {other}"
+                reason = f"step held by {other.action_id} ({other.state})"
                 conn.execute(
                     sa.update(actions)
                     .where(actions.c.action_id == entry.action_id)
                     .values(state=SKIPPED, reason=reason)
                 )
-                return Claim(False, SKIPPED, reason=reason, other_action=other)
+                return Claim(
+                    False,
+                    SKIPPED,
+                    reason=reason,
+                    other_action=other.action_id,
+                    other_state=other.state,
+                )
         return Claim(True, state=SENDING, first_attempt=row.attempts + 1)
 
     def _claim_step(
-        self, conn: Connection, entry: ActionEntry, now: dt.datetime
-    ) -> str | None:
+        self,
+        conn: Connection,
+        entry: ActionEntry,
+        now: dt.datetime,
+        holding: tuple[str, ...],
+    ) -> StepHolder | None:
         """Take the step for `entry`; return the action that holds it
         instead, if it has been (or may have been) delivered."""
         claims = self.tables["step_claims"]
@@ -835,8 +866,8 @@ class Ledger:
         state = conn.execute(
             sa.select(actions.c.state).where(actions.c.action_id == holder)
         ).scalar()
-        if state in HOLDS_STEP:
-            return str(holder)
+        if state in holding:
+            return StepHolder(str(holder), str(state))
         # The holder never got through (failed, skipped): the step is free.
         conn.execute(
             sa.update(claims)
@@ -936,24 +967,25 @@ class Ledger:
                     )
         return found
 
-    def step_holders(self, step_keys: Iterable[str]) -> dict[str, str]:
+    def step_holders(
+        self, step_keys: Iterable[str], *, resend_unknown: bool = False
+    ) -> dict[str, StepHolder]:
         """step key -> the action holding it, for keys held by an action
         that was (or may have been) delivered."""
         claims = self.tables["step_claims"]
         actions = self.tables["actions"]
         keys = list(dict.fromkeys(step_keys))
-        found: dict[str, str] = {}
+        holding = _holding_states(resend_unknown)
+        found: dict[str, StepHolder] = {}
         with self._begin() as conn:
             for chunk in _chunks(keys):
                 query = (
-                    sa.select(claims.c.step_key, claims.c.action_id)
+                    sa.select(claims.c.step_key, claims.c.action_id, actions.c.state)
                     .join(actions, actions.c.action_id == claims.c.action_id)
-                    .where(
-                        claims.c.step_key.in_(chunk), actions.c.state.in_(HOLDS_STEP)
-                    )
+                    .where(claims.c.step_key.in_(chunk), actions.c.state.in_(holding))
                 )
                 for row in conn.execute(query):
-                    found[row.step_key] = row.action_id
+                    found[row.step_key] = StepHolder(row.action_id, row.state)
         return found
 
     def action(self, action_id: str) -> dict[str, Any] | None:

@@ -63,6 +63,7 @@ from adapters.ledger import (
     ActionEntry,
     Ledger,
     LockHolder,
+    StepHolder,
     step_key,
 )
 from adapters.providers.base import OutboundMessage, Provider, fallback_message
@@ -267,7 +268,7 @@ class Runner:
             at=self.clock(),
         )
         report.run_id = run_id
-        self._renew(force=True)
+        self._renew(force=True, run_id=run_id)
         report.recovered = ledger.recover_interrupted(
             self.ruleset, run_id, self.clock()
         )
@@ -381,8 +382,9 @@ class Runner:
             and not _pid_alive(holder.pid)
         )
 
-    def _renew(self, *, force: bool = False) -> None:
-        """Extend the lease every third of its length; stop when lost."""
+    def _renew(self, *, force: bool = False, run_id: int | None = None) -> None:
+        """Extend the lease every third of its length; stop when lost.
+        `run_id` names the run in the lock row, for whoever waits."""
         elapsed = time.monotonic() - self._renewed
         if not force and elapsed < self.settings.lock_lease / 3:
             return
@@ -391,6 +393,7 @@ class Runner:
             self._token,
             at=self.clock(),
             lease=self.settings.lock_lease,
+            run_id=run_id,
         )
         if not renewed:
             raise _LockLost()
@@ -514,7 +517,7 @@ class Runner:
 
     def _known(
         self, actions: Sequence[Action]
-    ) -> tuple[dict[str, str], dict[str, str]]:
+    ) -> tuple[dict[str, str], dict[str, StepHolder]]:
         """What the ledger knows of `actions`: their states, and the
         actions holding their steps."""
         if self.ledger is None:
@@ -522,11 +525,16 @@ class Runner:
         relevant = [a for a in actions if _is_send(a) or _is_missed(a)]
         found = self.ledger.states(a.id for a in relevant)
         keys = [self._entry(a).step_key for a in relevant]
-        holders = self.ledger.step_holders(k for k in keys if k)
+        holders = self.ledger.step_holders(
+            (k for k in keys if k), resend_unknown=self.settings.resend_unknown
+        )
         return {key: value.state for key, value in found.items()}, holders
 
     def _decide(
-        self, action: Action, states: Mapping[str, str], holders: Mapping[str, str]
+        self,
+        action: Action,
+        states: Mapping[str, str],
+        holders: Mapping[str, StepHolder],
     ) -> ActionOutcome:
         """What to do with `action` now, given what the ledger knew before
         the batch: OUT_SENT means "send it" (after a claim)."""
@@ -546,9 +554,8 @@ class Runner:
             state == UNKNOWN and self.settings.resend_unknown
         ):
             outcome.outcome, outcome.reason = OUT_SKIPPED, _NOT_CLAIMED[state]
-        elif holder is not None and holder != action.id:
-            outcome.outcome, outcome.reason = OUT_SKIPPED, STEP_SENT
-            outcome.other_action = holder
+        elif holder is not None and holder.action_id != action.id:
+            _held_elsewhere(outcome, holder)
         elif action.window_start is not None and now < action.window_start:
             outcome.outcome = OUT_WAITING
         elif action.window_end is not None and now >= action.window_end:
@@ -575,7 +582,9 @@ class Runner:
         if not claim.claimed:
             outcome.outcome = OUT_SKIPPED
             if claim.other_action is not None:
-                outcome.reason, outcome.other_action = STEP_SENT, claim.other_action
+                outcome.reason = STEP_SENT
+                outcome.other_action = claim.other_action
+                outcome.other_state = claim.other_state
             else:
                 outcome.reason = _NOT_CLAIMED.get(claim.state or "", claim.state)
             return outcome
@@ -693,20 +702,27 @@ def _missed(
     action: Action,
     outcome: ActionOutcome,
     states: Mapping[str, str],
-    holders: Mapping[str, str],
+    holders: Mapping[str, StepHolder],
     key: str | None,
 ) -> ActionOutcome:
-    """A missed step, unless the ledger shows it went out after all."""
+    """A missed step, unless the ledger shows it was dealt with after all
+    (sent, tried, or sent on another channel)."""
+    state = states.get(action.id)
     holder = holders.get(key or "")
-    if states.get(action.id) == SENT or holder == action.id:
-        outcome.outcome, outcome.reason = OUT_SKIPPED, ALREADY_SENT
-    elif holder is not None:
-        outcome.outcome, outcome.reason = OUT_SKIPPED, STEP_SENT
-        outcome.other_action = holder
+    if state in _NOT_CLAIMED:
+        outcome.outcome, outcome.reason = OUT_SKIPPED, _NOT_CLAIMED[state]
+    elif holder is not None and holder.action_id != action.id:
+        _held_elsewhere(outcome, holder)
     else:
         outcome.outcome = OUT_MISSED
         outcome.reason = str(action.why.get("reason") or "missed")
     return outcome
+
+
+def _held_elsewhere(outcome: ActionOutcome, holder: StepHolder) -> None:
+    outcome.outcome, outcome.reason = OUT_SKIPPED, STEP_SENT
+    outcome.other_action = holder.action_id
+    outcome.other_state = holder.state
 
 
 def _planned_key(action: Action) -> str:

@@ -53,7 +53,8 @@ class ActionOutcome:
     outcome: str
     reason: str | None = None
     error: str | None = None
-    other_action: str | None = None
+    other_action: str | None = None  # the action holding the same step
+    other_state: str | None = None
     due_date: dt.date | None = None
     fallback_channel: str | None = None  # it went out through this channel
 
@@ -67,6 +68,7 @@ class ActionOutcome:
             "reason": self.reason,
             "error": self.error,
             "other_action": self.other_action,
+            "other_state": self.other_state,
             "fallback_channel": self.fallback_channel,
             "due_date": self.due_date.isoformat() if self.due_date else None,
         }

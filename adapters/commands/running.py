@@ -425,10 +425,10 @@ def summary_lines(report: RunReport) -> list[str]:
     )
     _section(
         lines,
-        "same step already sent on another channel",
+        "same step already sent, or maybe sent, on another channel",
         [
             f"{c.action_id} customer {c.customer_id} {c.channel}/{c.step}: "
-            f"sent as {c.other_action}"
+            f"the step is held by {c.other_action} ({c.other_state})"
             for c in report.conflicts
         ],
     )

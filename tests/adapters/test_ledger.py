@@ -26,6 +26,7 @@ from adapters.ledger import (
     ActionEntry,
     Ledger,
     LedgerError,
+    StepHolder,
     step_key,
 )
 
@@ -219,8 +220,9 @@ def test_a_step_sent_on_one_channel_is_not_sent_on_another(ledger: Ledger) -> No
     assert not claim.claimed
     assert claim.other_action == whatsapp.action_id
     assert ledger.action(sms.action_id)["state"] == SKIPPED  # type: ignore[index]
+    assert claim.other_state == SENT
     assert ledger.step_holders([sms.step_key or ""]) == {
-        sms.step_key: whatsapp.action_id
+        sms.step_key: StepHolder(whatsapp.action_id, SENT)
     }
 
 
@@ -234,7 +236,24 @@ def test_a_step_whose_channel_failed_permanently_may_go_another_way(
     finish_attempt(ledger, rcs.action_id, run_id, "permanent")
 
     assert ledger.claim(sms, run_id, T0).claimed
-    assert ledger.step_holders([sms.step_key or ""]) == {sms.step_key: sms.action_id}
+    assert ledger.step_holders([sms.step_key or ""]) == {
+        sms.step_key: StepHolder(sms.action_id, SENDING)
+    }
+
+
+def test_an_unknown_outcome_holds_the_step_unless_resending(ledger: Ledger) -> None:
+    run_id = start(ledger)
+    whatsapp, sms = entry(1, channel="whatsapp"), entry(1, channel="sms")
+    ledger.note([whatsapp, sms], run_id, T0)
+    ledger.claim(whatsapp, run_id, T0)
+    finish_attempt(ledger, whatsapp.action_id, run_id, "error")  # unknown
+    key = [sms.step_key or ""]
+
+    held = ledger.claim(sms, run_id, T0)
+    assert (held.claimed, held.other_state) == (False, UNKNOWN)
+    assert ledger.step_holders(key, resend_unknown=True) == {}
+
+    assert ledger.claim(sms, run_id, T0, resend_unknown=True).claimed
 
 
 def test_an_attempt_and_the_final_state_are_written_together(ledger: Ledger) -> None:
