@@ -108,7 +108,7 @@ def test_a_killed_run_then_a_rerun_sends_nothing_twice(
     sent = sent_actions(tmp_path)
 
     assert max(sent.values()) == 1  # nothing twice
-    assert any("took over the lock" in note for note in report["notes"])
+    assert any("took over the lock of run 1 " in note for note in report["notes"])
     if point == "before_claim":
         # Nothing was in flight: the rerun simply finishes the job.
         assert rerun.returncode == 0
