@@ -32,7 +32,7 @@ from adapters.commands.planning import parse_as_of
 from adapters.ledger import Ledger, LedgerError
 from adapters.providers.base import Provider
 from adapters.providers.options import ProviderConfigError
-from adapters.providers.registry import build_provider
+from adapters.providers.registry import PROVIDER_KINDS, build_provider
 from adapters.retry import RateLimiter
 from adapters.runconfig import RunConfig, RunConfigError, load_run_config
 from adapters.runner import PlanInput, Route, Runner, RunnerError, RunSettings
@@ -314,6 +314,16 @@ def _routes(
             _fail(
                 f"{config.origin}: channel {channel!r} of ruleset {ruleset.name} "
                 f"has no provider (add providers.{channel} or providers.default)",
+                exitcodes.CONFIG_ERROR,
+            )
+        kind = ruleset.channels[channel].kind
+        delivers = PROVIDER_KINDS.get(spec.kind, ())
+        if kind not in delivers:
+            _close(routes.values())
+            _fail(
+                f"{spec.where or config.origin}: provider {spec.name!r} "
+                f"(kind {spec.kind}) cannot deliver channel {channel!r} of kind "
+                f"{kind}; it delivers {', '.join(delivers) or 'nothing known'}",
                 exitcodes.CONFIG_ERROR,
             )
         if not build:

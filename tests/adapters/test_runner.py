@@ -793,10 +793,14 @@ def test_configuration_mistakes_exit_4(
     (tmp_path / "secret.yaml").write_text(
         "providers:\n  sms: {kind: twilio, auth_token: abc}\n"
     )
+    (tmp_path / "mismatch.yaml").write_text(
+        "providers:\n  default: {kind: outbox}\n  whatsapp: {kind: smtp}\n"
+    )
 
     typo = invoke("--config", "typo.yaml", "--data", data)
     partial = invoke("--config", "partial.yaml", "--data", data)
     secret = invoke("--config", "secret.yaml", "--data", data)
+    mismatch = invoke("--config", "mismatch.yaml", "--data", data, "--dry-run")
 
     assert typo.exit_code == exitcodes.CONFIG_ERROR
     assert "typo.yaml:1:1: unknown key 'ledgr' (did you mean 'ledger'?)" in typo.stderr
@@ -806,6 +810,11 @@ def test_configuration_mistakes_exit_4(
     )
     assert secret.exit_code == exitcodes.CONFIG_ERROR
     assert "environment" in secret.stderr
+    assert mismatch.exit_code == exitcodes.CONFIG_ERROR
+    assert (
+        "mismatch.yaml:3:13: provider 'whatsapp' (kind smtp) cannot deliver "
+        "channel 'whatsapp' of kind whatsapp; it delivers email"
+    ) in mismatch.stderr
     assert not (tmp_path / ".ruleset").exists()
 
 
