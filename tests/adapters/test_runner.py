@@ -880,3 +880,22 @@ def test_a_state_folder_that_cannot_be_created_exits_4(
 
     assert result.exit_code == exitcodes.CONFIG_ERROR
     assert "cannot create the ledger's folder blocked/state" in result.stderr
+
+
+def test_dry_run_after_a_real_run_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = str(FIXTURES / "data")
+    invoke("--data", data, "--as-of", "2024-10-06T09:00")
+    outbox = (tmp_path / ".ruleset" / "outbox.jsonl").read_bytes()
+
+    dry = invoke("--data", data, "--as-of", "2024-10-06T09:30", "--dry-run")
+
+    assert dry.exit_code == 0
+    assert "already_sent 2" in dry.stdout
+    assert (tmp_path / ".ruleset" / "outbox.jsonl").read_bytes() == outbox
+    ledger = Ledger.open("sqlite:///.ruleset/ledger.sqlite3", create=False)
+    assert ledger is not None
+    assert len(ledger.runs()) == 1
+    ledger.close()
