@@ -79,7 +79,12 @@ def _fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
-@click.command()
+@click.command(
+    epilog="Exit codes: 0 done; 1 done, but some sends failed or have an "
+    "unknown outcome; 2 usage error; 3 bad input records, nothing sent; "
+    "4 configuration error (ruleset, run configuration, data source, ledger); "
+    "5 another run holds the lock. See docs/run.md."
+)
 @click.argument("ruleset_path", metavar="RULESET", type=click.Path(exists=True))
 @click.option(
     "--config",
