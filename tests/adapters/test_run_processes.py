@@ -290,6 +290,7 @@ entries = [
     for n in range(count)
 ]
 ledger.note(entries, run, at)
+print("ready", flush=True)
 sys.stdin.readline()  # start together
 won = [e.action_id for e in entries if ledger.claim(e, run, at).claimed]
 print(json.dumps(won))
@@ -325,8 +326,14 @@ def test_two_processes_racing_for_claims_each_win_distinct_actions(
         for _ in range(2)
     ]
     try:
-        time.sleep(1.0)  # both have noted their actions and wait
-        outputs = [racer.communicate("go\n", timeout=60) for racer in racers]
+        for racer in racers:  # both have noted their actions and wait
+            assert racer.stdout is not None
+            assert racer.stdout.readline() == "ready\n"
+        for racer in racers:
+            assert racer.stdin is not None
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        outputs = [racer.communicate(timeout=60) for racer in racers]
     finally:
         if backend != "sqlite":
             ledger = Ledger.open(url, prefix=prefix)
