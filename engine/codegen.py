@@ -96,6 +96,20 @@ def compile_many(exprs: Sequence[Expr]) -> list[Evaluator]:
     return module.build(names)
 
 
+def compile_first_match(exprs: Sequence[Expr]) -> Callable[[Scope], int | None]:
+    """Rules tried in order (segments: first match wins) as one function
+    returning the position of the first that holds, or None.
+
+    Each rule is the code `compile_expression` gives it, with its own
+    location on failure; choosing costs one call however far down the list
+    the match is.
+    """
+    module = _Module()
+    name = module.add_first_match(exprs)
+    chooser: Callable[[Scope], int | None] = module.build([name])[0]
+    return chooser
+
+
 def compile_template(
     template: Template, *, html: bool = False
 ) -> Callable[[Scope], str]:
@@ -149,6 +163,26 @@ class _Module:
         self.lines.append(
             f"        raise _failure({location}, {source}, error) from error"
         )
+        return name
+
+    def add_first_match(self, exprs: Sequence[Expr]) -> str:
+        name = f"_m{self.count}"
+        self.count += 1
+        self.lines.append(f"def {name}(s):")
+        for position, expr in enumerate(exprs):
+            body = _Function(self)
+            code = body.expression(expr.tree)
+            location = self.constant(expr.location)
+            source = self.constant(expr.source)
+            self.lines.extend(body.locals())
+            self.lines += [
+                "    try:",
+                f"        if {code}:",
+                f"            return {position}",
+                "    except _FAILURES as error:",
+                f"        raise _failure({location}, {source}, error) from error",
+            ]
+        self.lines.append("    return None")
         return name
 
     def add_template(self, template: Template, *, html: bool) -> str:

@@ -32,7 +32,7 @@ from dsl.model import (
     Window,
 )
 from engine.calendar import BusinessCalendar, SendWindows
-from engine.codegen import compile_many, compile_template
+from engine.codegen import compile_first_match, compile_many, compile_template
 from engine.formatting import LocaleFormatter
 from engine.scope import Scope
 
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 Evaluator = Callable[[Scope], Any]
 Renderer = Callable[[Scope], str]
+# The position of the first segment whose rule holds, or None.
+SegmentChooser = Callable[[Scope], int | None]
 
 
 class CompileError(Exception):
@@ -141,6 +143,8 @@ class CompiledRuleset:
     credit_limit: Evaluator | None
     suppressions: tuple[CompiledSuppression, ...]
     timings: dict[str, float]  # seconds per pass, for the curious
+    # The segment rules as one function (None: try `segments` one by one).
+    choose_segment: SegmentChooser | None = None
 
     @property
     def name(self) -> str:
@@ -159,6 +163,7 @@ class Compilation:
     formatter: LocaleFormatter | None = None  # resolve_locale
     phone_region: str | None = None  # resolve_locale
     evaluators: dict[int, Evaluator] = field(default_factory=dict)  # by id(Expr)
+    choose_segment: SegmentChooser | None = None  # compile_expressions
     messages: dict[tuple[str, str], CompiledMessage] = field(default_factory=dict)
     segments: tuple[CompiledSegment, ...] = ()  # index_ladders
     timings: dict[str, float] = field(default_factory=dict)
@@ -239,10 +244,14 @@ def _all_expressions(ruleset: Ruleset) -> list[Expr]:
 
 
 def _compile_expressions(state: Compilation) -> None:
-    """All expressions in one `compile()` call."""
+    """All expressions in one `compile()` call; the segment rules once more
+    as one first-match function, since every customer runs through them."""
     exprs = _all_expressions(state.ruleset)
     functions = compile_many(exprs)
     state.evaluators = {id(expr): fn for expr, fn in zip(exprs, functions, strict=True)}
+    state.choose_segment = compile_first_match(
+        [segment.when for segment in state.ruleset.segments]
+    )
     logger.debug("compiled %d expressions", len(exprs))
 
 
@@ -402,4 +411,5 @@ def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
             for s in ruleset.suppressions
         ),
         timings=dict(state.timings),
+        choose_segment=state.choose_segment,
     )

@@ -270,16 +270,41 @@ class _CustomerPlanner:
         self.trace.score, self.trace.grade = total, grade
 
     def _segment(self) -> CompiledSegment | None:
+        choose = self.compiled.choose_segment
+        if choose is None:
+            return self._segment_rule_by_rule()
+        try:
+            first = choose(self.scope)
+        except EvaluationError:
+            # Rule by rule again, so the trace shows the rules tried before
+            # the one that fails; it raises the same error.
+            return self._segment_rule_by_rule()
+
+        # One call chose; the rules before the match were tried and failed.
+        segments = self.compiled.segments
+        tried = segments if first is None else segments[: first + 1]
+        for position, segment in enumerate(tried):
+            self.trace.segment_checks.append(
+                (segment.name, segment.segment.when.source, position == first)
+            )
+        if first is None:
+            return None
+        return self._enter(segments[first])
+
+    def _segment_rule_by_rule(self) -> CompiledSegment | None:
         for segment in self.compiled.segments:
             matched = bool(segment.when(self.scope))
             self.trace.segment_checks.append(
                 (segment.name, segment.segment.when.source, matched)
             )
             if matched:
-                self.scope.segment = segment.name
-                self.trace.segment = segment.name
-                return segment
+                return self._enter(segment)
         return None
+
+    def _enter(self, segment: CompiledSegment) -> CompiledSegment:
+        self.scope.segment = segment.name
+        self.trace.segment = segment.name
+        return segment
 
     def _credit(self) -> bool:
         """Emit the credit action when exposure passes the limit; True when

@@ -3,8 +3,9 @@
 Both contenders see the same `Scope` objects, prepared once per customer of
 a data set exactly as the planner prepares them (invoices as of today,
 history, exposure, score), and answer the same question: which segment,
-first match wins. The engine's side is the loop the planner runs over
-`CompiledSegment.when`; the floor is `floors.plain_segment`.
+first match wins. The engine's side is what the planner runs (the
+compiled first-match function of the segment rules); the floor is
+`floors.plain_segment`.
 """
 
 from __future__ import annotations
@@ -75,24 +76,35 @@ def _scope(
 
 
 def engine_segmenter(compiled: CompiledRuleset) -> Callable[[Scope], str | None]:
-    """The planner's first-match loop over the compiled segment rules."""
+    """The segment rules as the planner runs them: the compiled first-match
+    function when the compiler made one, else each rule's callable in turn."""
+    names = tuple(segment.name for segment in compiled.segments)
+    choose = compiled.choose_segment
+    if choose is not None:
+
+        def first_match(scope: Scope) -> str | None:
+            position = choose(scope)
+            return None if position is None else names[position]
+
+        return first_match
+
     rules = tuple((segment.when, segment.name) for segment in compiled.segments)
 
-    def segment_of(scope: Scope) -> str | None:
+    def rule_by_rule(scope: Scope) -> str | None:
         for when, name in rules:
             if when(scope):
                 return name
         return None
 
-    return segment_of
+    return rule_by_rule
 
 
 def compare(
     compiled: CompiledRuleset, scopes: Sequence[Scope], *, rounds: int = 15
 ) -> ExpressionResult:
     """Time both contenders over every scope, `rounds` times each,
-    alternating; the median round counts. Raises RuntimeError if they
-    disagree on any customer."""
+    alternating; the median round (CPU time) counts. Raises RuntimeError if
+    they disagree on any customer."""
     engine = engine_segmenter(compiled)
     for scope in scopes:
         # Also warms each history's cache, which both contenders then share.
@@ -120,7 +132,7 @@ def compare(
 def _time_round(
     segment_of: Callable[[Scope], str | None], scopes: Sequence[Scope]
 ) -> float:
-    started = time.perf_counter()
+    started = time.process_time()
     for scope in scopes:
         segment_of(scope)
-    return time.perf_counter() - started
+    return time.process_time() - started
