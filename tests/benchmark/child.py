@@ -1,8 +1,11 @@
 """One measurement in a fresh process: `python -m tests.benchmark.child KIND ...`.
 
-Each kind runs once and prints one JSON object on stdout: the seconds the
-work took (imports and interpreter start-up excluded, reported apart as
-`startup_seconds`) and the process's peak resident memory in KiB. A fresh
+Each kind runs once and prints one JSON object on stdout: the CPU seconds
+the work took (`cpu_seconds`; imports and interpreter start-up excluded,
+reported apart as `startup_seconds`), its wall-clock seconds, and the
+process's peak resident memory in KiB. The work is single-threaded, so CPU
+time is what it costs; on a machine shared with other jobs it varies far
+less than wall-clock time, which waits for the other jobs too. A fresh
 process per measurement keeps one run's memory out of the next one's peak.
 
 The peak is the kernel's high-water mark of this process's own address
@@ -46,6 +49,7 @@ def _run_cli(arguments: list[str]) -> int:
 def measure(kind: str, arguments: list[str]) -> dict[str, object]:
     result: dict[str, object] = {"kind": kind}
     begun = time.perf_counter()
+    begun_cpu = time.process_time()
     result["startup_seconds"] = begun - STARTED
 
     if kind == "parse":
@@ -60,6 +64,7 @@ def measure(kind: str, arguments: list[str]) -> dict[str, object]:
     else:
         raise SystemExit(f"unknown measurement {kind!r}")
 
+    result["cpu_seconds"] = time.process_time() - begun_cpu
     result["seconds"] = time.perf_counter() - begun
     result["ru_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result["peak_rss_kib"] = _peak_rss_kib(result["ru_maxrss_kib"])
