@@ -31,6 +31,7 @@ from pathlib import Path
 STARTED = time.perf_counter()
 
 from adapters.cli import main as ruleset_cli  # noqa: E402 (timed apart)
+from adapters.commands import planning, validating  # noqa: E402, F401 (the same)
 from tests.benchmark.floors import parse_only  # noqa: E402
 from tests.benchmark.generate import AS_OF  # noqa: E402
 
