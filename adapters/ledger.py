@@ -78,6 +78,7 @@ _FINAL_STATE = {
     "sent": SENT,
     "permanent": FAILED_PERMANENT,
     "error": UNKNOWN,
+    "unknown": UNKNOWN,  # the message may have gone out; the answer was lost
     "temporary": FAILED_TEMPORARY,
 }
 

@@ -12,6 +12,11 @@ Providers try once and say how it went (`SendResult`, `TemporaryFailure`,
   more than `max_retry_after` seconds ends the attempts for this run, and
   the message stays `failed_temporary` for the next run to pick up;
 - a permanent failure ends the attempts at once;
+- a temporary failure whose outcome is unknown (`outcome_unknown`: the
+  request went out and the answer was lost) ends the attempts as
+  `unknown`, unless the provider honours idempotency keys or the run
+  allows at-least-once (`resend_unknown`): an API without idempotency keys
+  (Twilio-style SMS, WhatsApp Cloud, SMTP) could deliver a second copy;
 - any other exception leaves the outcome `unknown`: the request may have
   gone out before the provider failed, so sending again could duplicate it.
 
@@ -162,7 +167,7 @@ class Attempt:
     number: int  # counts across runs when the caller says where to start
     started_at: dt.datetime
     finished_at: dt.datetime
-    outcome: str  # "sent" | "temporary" | "permanent" | "error"
+    outcome: str  # "sent" | "temporary" | "permanent" | "unknown" | "error"
     provider: str
     provider_message_id: str | None = None
     error: str | None = None
@@ -196,6 +201,7 @@ def deliver(
     on_attempt: Callable[[Attempt], None] | None = None,
     clock: Callable[[], dt.datetime] = _utc_now,
     draw: Callable[[], float] = _random.random,
+    resend_unknown: bool = False,
 ) -> Delivery:
     """Send `message` through `provider`, retrying temporary failures.
 
@@ -204,9 +210,12 @@ def deliver(
     replace all three. `on_attempt` is called after each attempt, before
     any wait, so a ledger can record it. `first_attempt` numbers the first
     attempt of this call, so attempt numbers keep counting across runs.
+    `resend_unknown` retries failures whose outcome is unknown even when
+    the provider takes no idempotency key (at-least-once).
     """
     attempts: list[Attempt] = []
     number = first_attempt
+    may_resend = resend_unknown or provider.idempotency_keys
 
     for retry in range(policy.attempts):
         if limiter is not None:
@@ -261,6 +270,23 @@ def deliver(
             _record(attempt, message, on_attempt, attempts)
             return Delivery(status, tuple(attempts), error=text, details=details)
 
+        if outcome_unknown(error) and not may_resend:
+            text += (
+                f" (the message may have gone out and {provider.name} takes no "
+                "idempotency key: not sent again; --resend-unknown allows it)"
+            )
+            attempt = Attempt(
+                number,
+                started,
+                finished,
+                "unknown",
+                provider.name,
+                error=text,
+                details=details,
+            )
+            _record(attempt, message, on_attempt, attempts)
+            return Delivery(UNKNOWN, tuple(attempts), error=text, details=details)
+
         last = retry + 1 == policy.attempts
         delay = None if last else policy.delay_after(error, retry + 1, draw)
         attempt = Attempt(
@@ -288,6 +314,11 @@ def deliver(
         number += 1
 
     raise AssertionError("unreachable: the last attempt always returns")
+
+
+def outcome_unknown(error: SendError) -> bool:
+    """Whether the provider may have accepted the message that failed."""
+    return error.details.get("outcome_unknown") is True
 
 
 def _record(

@@ -627,6 +627,7 @@ class Runner:
             first_attempt=claim.first_attempt,
             on_attempt=record,
             clock=self.clock,
+            resend_unknown=self.settings.resend_unknown,
         )
         fallback = None
         if delivery.status == FAILED_PERMANENT:
@@ -644,6 +645,7 @@ class Runner:
                 first_attempt=delivery.attempts[-1].number + 1,
                 on_attempt=record,
                 clock=self.clock,
+                resend_unknown=self.settings.resend_unknown,
             )
 
         outcome.outcome = {

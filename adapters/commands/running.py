@@ -137,8 +137,9 @@ def _fail(message: str, code: int) -> NoReturn:
 @click.option(
     "--resend-unknown",
     is_flag=True,
-    help="Send again messages whose outcome is unknown after a crash "
-    "(at-least-once; for providers that honour idempotency keys).",
+    help="Send again messages whose outcome is unknown (a crash, an answer "
+    "lost after sending), even through providers without idempotency keys "
+    "(at-least-once).",
 )
 @click.option(
     "--lock-timeout",

@@ -51,7 +51,14 @@ class SendError(Exception):
 
 
 class TemporaryFailure(SendError):
-    """Worth retrying: connection errors, timeouts, 5xx, 429."""
+    """Worth retrying: connection errors, timeouts, 5xx, 429.
+
+    `details["outcome_unknown"] = True` marks a failure after the message
+    went out (a timeout or a lost connection while waiting for the
+    answer): the provider may have accepted it. Such a failure is retried
+    only when the provider honours idempotency keys or the run allows
+    at-least-once (adapters/retry.py).
+    """
 
     def __init__(
         self,
@@ -122,9 +129,15 @@ def fallback_message(
 
 
 class Provider(Protocol):
-    """Something that delivers messages of one or more channel kinds."""
+    """Something that delivers messages of one or more channel kinds.
+
+    `idempotency_keys` is true when the API deduplicates on the action id
+    (an idempotency header, a message id it refuses twice): sending again
+    after an unknown outcome then cannot deliver the message twice.
+    """
 
     name: str
+    idempotency_keys: bool
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Deliver one message or raise TemporaryFailure/PermanentFailure."""

@@ -44,6 +44,9 @@ class OutboxProvider:
     `fsync` (default true; false only for throwaway files in tests).
     """
 
+    # Appending again writes a second line: nothing deduplicates.
+    idempotency_keys = False
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -84,6 +87,9 @@ class OutboxProvider:
             raise TemporaryFailure(
                 f"cannot append to {self.path}: {exc.strerror or exc}",
                 provider=self.name,
+                # Bytes written before the error (fsync failing, a full
+                # disk mid-line) may be the message already in the file.
+                details={"outcome_unknown": isinstance(exc, _PartialAppend)},
             ) from exc
         return SendResult(
             provider=self.name,
@@ -119,11 +125,16 @@ class OutboxProvider:
                 data = b"\n" + data
                 size += 1
             view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fsync(fd)
+            try:
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError as exc:
+                if len(view) < len(data):
+                    raise _PartialAppend(exc.errno, exc.strerror) from exc
+                raise
             return size
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -137,6 +148,10 @@ class OutboxProvider:
         )
         self.problems.append(problem)
         logger.warning("%s", problem)
+
+
+class _PartialAppend(OSError):
+    """An append that failed after some of its bytes were written."""
 
 
 def _entry(message: OutboundMessage, accepted_at: dt.datetime) -> dict[str, Any]:

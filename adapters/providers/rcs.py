@@ -59,6 +59,9 @@ MAX_SUGGESTION_TEXT = 25
 class RbmRcs:
     """Rich cards with a "pay now" action over an RBM-style API."""
 
+    # The action id is the RBM messageId: a second copy is refused (409).
+    idempotency_keys = True
+
     def __init__(
         self,
         name: str,

@@ -100,6 +100,9 @@ class TwilioSms:
         self._messaging_service_sid = messaging_service_sid
         self._status_callback = status_callback
         self._idempotency_header = idempotency_header
+        # Twilio's Messages API takes no idempotency key; a compatible
+        # gateway that does is configured with `idempotency_header`.
+        self.idempotency_keys = bool(idempotency_header)
 
     @classmethod
     def from_options(cls, name: str, options: Options) -> TwilioSms:
@@ -196,6 +199,8 @@ class JsonSms:
         self._message_id_field = message_id_field
         self._sender = sender
         self._idempotency_header = idempotency_header
+        # The gateway deduplicates only if it is sent the key.
+        self.idempotency_keys = bool(idempotency_header)
 
     @classmethod
     def from_options(cls, name: str, options: Options) -> JsonSms:

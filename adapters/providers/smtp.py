@@ -15,8 +15,11 @@ the data (`=?utf-8?q?x=0D=0ABcc:...?=`) and write the decoded line break
 back out raw; ours keeps the literal text, which the reader sees as typed.
 
 Failures: 4xx replies and lost connections are temporary, 5xx replies
-and a rejected certificate permanent. One connection is kept for the run
-(checked with NOOP before reuse) and dropped after any error.
+and a rejected certificate permanent. A connection lost (or a timeout)
+after the DATA command went out leaves the outcome unknown: the server
+may have queued the mail, and SMTP has no idempotency key, so the runner
+does not send it again. One connection is kept for the run (checked with
+NOOP before reuse) and dropped after any error.
 """
 
 from __future__ import annotations
@@ -135,6 +138,10 @@ def ascii_address(address: str) -> str | None:
 
 class SmtpProvider:
     """Sends e-mail through one SMTP server, reusing the connection."""
+
+    # Servers do not deduplicate on Message-ID: a mail sent again after a
+    # lost answer is a second mail in the inbox.
+    idempotency_keys = False
 
     def __init__(
         self,
@@ -304,17 +311,33 @@ class SmtpProvider:
         recipient = ascii_address(message.address) or message.address
         with self._lock:
             connection = self._connected()
+            handed_over = False
             try:
-                connection.sendmail(self._envelope_from, [recipient], mail.as_bytes())
+                self._envelope(connection, recipient)
+                # From the DATA command on, the server may queue the mail
+                # even when its answer never reaches us.
+                handed_over = True
+                code, reply = connection.data(mail.as_bytes())
+                if code != 250:
+                    raise smtplib.SMTPDataError(code, reply)
             except (smtplib.SMTPException, OSError) as exc:
                 self._drop()
-                raise self._failure(exc, sending=True) from exc
+                raise self._failure(exc, handed_over=handed_over) from exc
         return SendResult(
             provider=self.name,
             provider_message_id=str(mail["Message-ID"]),
             accepted_at=now,
             details={"html": bool(message.html)},
         )
+
+    def _envelope(self, connection: smtplib.SMTP, recipient: str) -> None:
+        """MAIL FROM and RCPT TO, each refusal raised as smtplib does."""
+        code, reply = connection.mail(self._envelope_from)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, self._envelope_from)
+        code, reply = connection.rcpt(recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
 
     def _connected(self) -> smtplib.SMTP:
         """The open connection, checked with NOOP, or a new one."""
@@ -328,7 +351,7 @@ class SmtpProvider:
         try:
             self._connection = self._open()
         except (smtplib.SMTPException, OSError) as exc:
-            raise self._failure(exc, sending=False) from exc
+            raise self._failure(exc, handed_over=False) from exc
         return self._connection
 
     def _open(self) -> smtplib.SMTP:
@@ -369,15 +392,20 @@ class SmtpProvider:
                 self._connection.close()
             self._connection = None
 
-    def _failure(self, exc: OSError, *, sending: bool) -> SendError:
-        """The port's failure for an smtplib, socket or TLS error."""
+    def _failure(self, exc: OSError, *, handed_over: bool) -> SendError:
+        """The port's failure for an smtplib, socket or TLS error;
+        `handed_over` when it came after the DATA command went out."""
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
             code, reply = next(iter(exc.recipients.values()), (550, b"refused"))
             return self._reply_failure("recipient refused", code, reply)
         if isinstance(exc, smtplib.SMTPResponseException):
-            return self._reply_failure(
+            failure = self._reply_failure(
                 type(exc).__name__, exc.smtp_code, exc.smtp_error
             )
+            if exc.smtp_code < 0 and handed_over:
+                # A reply smtplib could not read: it may have said 250.
+                failure.details["outcome_unknown"] = True
+            return failure
         if isinstance(exc, ssl.SSLCertVerificationError):
             return PermanentFailure(
                 f"TLS certificate of {self._host} rejected: {exc.verify_message}",
@@ -392,8 +420,8 @@ class SmtpProvider:
         return TemporaryFailure(
             f"SMTP {self._host}:{self._port}: {reason or type(exc).__name__}",
             provider=self.name,
-            # Lost while sending: the server may have queued the mail.
-            details={"outcome_unknown": sending},
+            # Lost after DATA: the server may have queued the mail.
+            details={"outcome_unknown": handed_over},
         )
 
     def _reply_failure(self, what: str, code: int, reply: bytes | str) -> SendError:

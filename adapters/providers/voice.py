@@ -41,6 +41,10 @@ MAX_SCRIPT = 5000  # characters; a reminder call is a minute, not a speech
 class VoiceTasks:
     """Creates call tasks on a voice-agent platform."""
 
+    # The task API takes the action id as Idempotency-Key (module
+    # docstring): a platform creates one task, one call, per key.
+    idempotency_keys = True
+
     def __init__(
         self,
         name: str,

@@ -74,6 +74,10 @@ def message_document(message: OutboundMessage) -> dict[str, Any]:
 class SignedWebhook:
     """POSTs each message, signed, to one URL."""
 
+    # Every request carries the Idempotency-Key header; the receiver
+    # contract (docs/providers.md) is to accept each key once.
+    idempotency_keys = True
+
     def __init__(
         self,
         name: str,

@@ -77,6 +77,10 @@ def graph_error(response: HttpResponse) -> ProviderError:
 class WhatsAppCloud:
     """Template messages through the WhatsApp Business Cloud API."""
 
+    # The Cloud API takes no idempotency key: a second POST is a second
+    # message on the customer's phone.
+    idempotency_keys = False
+
     def __init__(
         self,
         name: str,

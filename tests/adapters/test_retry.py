@@ -41,9 +41,12 @@ class ScriptedProvider:
 
     name = "scripted"
 
-    def __init__(self, *answers: BaseException | str) -> None:
+    def __init__(
+        self, *answers: BaseException | str, idempotency_keys: bool = False
+    ) -> None:
         self.answers = list(answers)
         self.calls = 0
+        self.idempotency_keys = idempotency_keys
 
     def send(self, message: OutboundMessage) -> SendResult:
         self.calls += 1
@@ -168,6 +171,60 @@ def test_an_unexpected_provider_error_makes_the_outcome_unknown(
     assert delivery.attempts[0].outcome == "error"
     assert "KeyError" in (delivery.error or "")
     assert any("raised KeyError" in r.getMessage() for r in caplog.records)
+
+
+def answer_lost() -> TemporaryFailure:
+    """A timeout after the request went out: it may have been accepted."""
+    return TemporaryFailure(
+        "POST api: timed out", provider="scripted", details={"outcome_unknown": True}
+    )
+
+
+def test_an_unknown_outcome_is_not_retried_without_idempotency_keys() -> None:
+    provider = ScriptedProvider(answer_lost(), "never")
+    seen: list[Attempt] = []
+
+    delivery = deliver(
+        provider, MESSAGE, RetryPolicy(), sleep=Sleeps(), on_attempt=seen.append
+    )
+
+    assert delivery.status == UNKNOWN
+    assert provider.calls == 1
+    assert [a.outcome for a in seen] == ["unknown"]
+    assert delivery.details == {"outcome_unknown": True}
+    assert "not sent again" in (delivery.error or "")
+
+
+@pytest.mark.parametrize(
+    ("idempotency_keys", "resend_unknown"), [(True, False), (False, True)]
+)
+def test_an_unknown_outcome_is_retried_when_a_duplicate_is_harmless(
+    idempotency_keys: bool, resend_unknown: bool
+) -> None:
+    provider = ScriptedProvider(answer_lost(), "SM5", idempotency_keys=idempotency_keys)
+
+    delivery = deliver(
+        provider,
+        MESSAGE,
+        RetryPolicy(),
+        sleep=Sleeps(),
+        resend_unknown=resend_unknown,
+    )
+
+    assert delivery.status == SENT
+    assert provider.calls == 2
+    assert [a.outcome for a in delivery.attempts] == ["temporary", "sent"]
+
+
+def test_a_failure_before_the_request_went_out_is_retried_anyway() -> None:
+    refused = TemporaryFailure(
+        "connection refused", provider="scripted", details={"outcome_unknown": False}
+    )
+    provider = ScriptedProvider(refused, "SM6")
+
+    delivery = deliver(provider, MESSAGE, RetryPolicy(), sleep=Sleeps())
+
+    assert (delivery.status, provider.calls) == (SENT, 2)
 
 
 def test_a_send_error_not_marked_temporary_is_not_retried() -> None:

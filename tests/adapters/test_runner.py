@@ -118,6 +118,7 @@ class ScriptedProvider:
         on_send: Callable[[OutboundMessage], None] | None = None,
     ) -> None:
         self.name = name
+        self.idempotency_keys = False
         self.script = script or {}
         self.sent: list[OutboundMessage] = []
         self.calls = 0

@@ -10,6 +10,7 @@ every message it accepted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -59,6 +60,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds of silence before the status line
     trickle: float = 0.0  # seconds between body bytes (a slow server)
+    hang_up: bool = False  # read the request, then close without a word
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, (dict, list)):
@@ -143,6 +145,9 @@ class HttpServer:
                 )
                 reply = server._answer(request)
                 time.sleep(reply.delay)
+                if reply.hang_up:
+                    self.close_connection = True
+                    return
                 payload, content_type = reply.encoded()
                 self.send_response(reply.status)
                 headers = {"Content-Type": content_type, **reply.headers}
@@ -372,6 +377,76 @@ class SmtpServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self._controller.stop()
+
+
+class HangingSmtpServer:
+    """A bare SMTP server that hangs up at a chosen point of the dialogue:
+    after the recipient is accepted (`after="rcpt"`), or after reading the
+    whole message text, instead of the final reply (`after="data"`). It
+    counts the messages it read to the end."""
+
+    def __init__(self, after: str) -> None:
+        assert after in ("rcpt", "data")
+        self.after = after
+        self.messages_read = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def __enter__(self) -> HangingSmtpServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        self._thread.join()
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(5)
+                # The client may go away first.
+                with contextlib.suppress(OSError):
+                    self._converse(connection.makefile("rwb"))
+
+    def _converse(self, stream: Any) -> None:
+        def say(line: str) -> None:
+            stream.write(line.encode("ascii") + b"\r\n")
+            stream.flush()
+
+        say("220 127.0.0.1 ESMTP")
+        for raw in stream:
+            command = raw.decode("ascii", "replace").strip().upper()
+            if command.startswith(("EHLO", "HELO")):
+                say("250 127.0.0.1")
+            elif command.startswith("MAIL"):
+                say("250 OK")
+            elif command.startswith("RCPT"):
+                if self.after == "rcpt":
+                    return
+                say("250 OK")
+            elif command == "DATA":
+                say("354 end with <CRLF>.<CRLF>")
+                for line in stream:
+                    if line == b".\r\n":
+                        break
+                self.messages_read += 1
+                return  # the mail is read; the 250 never comes
+            elif command == "QUIT":
+                say("221 bye")
+                return
+            else:
+                say("250 OK")
 
 
 def closed_port() -> int:

@@ -59,7 +59,7 @@ def unavailable() -> Reply:
     return Reply(503, body)
 
 
-def run(tmp_path: Path, server: HttpServer) -> dict[str, Any]:
+def run(tmp_path: Path, server: HttpServer, *flags: str) -> dict[str, Any]:
     """`ruleset run` with the SMS channel on the local API; the JSON report."""
     config = tmp_path / "run.yaml"
     config.write_text(
@@ -90,6 +90,7 @@ providers:
             AS_OF,
             "--format",
             "json",
+            *flags,
         ],
         env=ENV,
     )
@@ -221,3 +222,31 @@ def test_deliver_hands_the_retry_after_to_its_sleep(
     assert delays == [7.0, 2.0]
     assert time.monotonic() - started < 1.0  # nothing really slept
     assert len(http_server.requests) == 3
+
+
+def test_a_lost_answer_is_reported_unknown_and_never_sent_twice(
+    tmp_path: Path, sms_api: tuple[HttpServer, SmsApi]
+) -> None:
+    server, api = sms_api
+    # Twilio's Messages API takes no idempotency key: Ana's request is
+    # read, and the answer never comes.
+    api.script[ANA] = deque([Reply(hang_up=True)])
+
+    first = run(tmp_path, server)
+    again = run(tmp_path, server)
+
+    assert first["exit_code"] == 1
+    assert first["outcomes"] == {"sent": 2, "unknown": 1}
+    [unknown] = first["failures"]
+    assert (unknown["customer"], unknown["outcome"]) == ("C1", "unknown")
+    assert again["skipped"] == {"already_sent": 2, "unknown_outcome_before": 1}
+    assert len(to(server.requests, ANA)) == 1
+    action, attempts = ledger_rows(tmp_path)["C1"]
+    assert action["state"] == "unknown"
+    assert [a["outcome"] for a in attempts] == ["unknown"]
+
+    resent = run(tmp_path, server, "--resend-unknown")
+
+    assert resent["outcomes"] == {"sent": 1, "skipped": 2}
+    assert len(to(server.requests, ANA)) == 2
+    assert ledger_rows(tmp_path)["C1"][0]["state"] == "sent"
