@@ -10,10 +10,12 @@ reference.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,23 @@ class SourceReadError(SourceConfigError):
     Unlike a bad record this stops the read: what comes after cannot be
     known. A subclass of SourceConfigError, so one `except` covers both.
     """
+
+
+@contextmanager
+def read_failures(name: str) -> Iterator[None]:
+    """Turn a file that breaks while its rows are read (removed, a disk
+    error, bytes that no longer decode) into a SourceReadError naming it.
+
+    Files are checked when a source opens; failing here means the file
+    changed or the disk failed since, so nothing after it can be trusted.
+    """
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise SourceReadError(f"{name}: reading failed: {reason}") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise SourceReadError(f"{name}: reading failed: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-from adapters.sources.config import SourceConfig, SourceConfigError, map_columns
+from adapters.sources.config import (
+    SourceConfig,
+    SourceConfigError,
+    map_columns,
+    read_failures,
+)
 from adapters.sources.grouping import RawRow
 
 _CHUNK = 1 << 16
@@ -116,7 +121,10 @@ class CsvTable:
         return [cell.strip() for cell in header]
 
     def rows(self) -> Iterator[RawRow]:
-        with open_text(self.path, self._config.encoding) as text:
+        with (
+            read_failures(self.name),
+            open_text(self.path, self._config.encoding) as text,
+        ):
             reader = self._reader(text)
             line = 0
             while True:

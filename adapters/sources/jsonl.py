@@ -15,7 +15,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
-from adapters.sources.config import COLLECTIONS, SourceConfig, map_columns
+from adapters.sources.config import (
+    COLLECTIONS,
+    SourceConfig,
+    map_columns,
+    read_failures,
+)
 from adapters.sources.csvsource import fingerprint, open_text
 from adapters.sources.grouping import RawRow
 
@@ -63,7 +68,7 @@ class JsonLinesFile:
         self.sha256 = fingerprint(path, config.encoding)
 
     def rows(self) -> Iterator[RawRow]:
-        with open_text(self.path, self._encoding) as text:
+        with read_failures(self.name), open_text(self.path, self._encoding) as text:
             for number, line in _numbered_lines(text):
                 if line is None:
                     if self._belongs_to_first():

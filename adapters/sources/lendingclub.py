@@ -36,7 +36,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from adapters.sources.config import SourceConfig, SourceConfigError, did_you_mean
+from adapters.sources.config import (
+    SourceConfig,
+    SourceConfigError,
+    did_you_mean,
+    read_failures,
+)
 from adapters.sources.csvsource import fingerprint, open_text
 from dsl.model import Field, InputSchema
 from dsl.types import BOOL, DATE, DECIMAL, INT, MONEY, STRING, Type
@@ -638,7 +643,7 @@ class LendingClubSource:
 
     def _rows(self) -> Iterator[tuple[int, dict[str, str]] | RecordProblem]:
         """(line, cells by column) per row, or the problem with the row."""
-        with open_text(self._path, "utf-8") as text:
+        with read_failures(self._name), open_text(self._path, "utf-8") as text:
             reader = csv.reader(text)
             next(reader, None)
             line = reader.line_num

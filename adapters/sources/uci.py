@@ -36,7 +36,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
 
-from adapters.sources.config import SourceConfig, SourceConfigError, did_you_mean
+from adapters.sources.config import (
+    SourceConfig,
+    SourceConfigError,
+    did_you_mean,
+    read_failures,
+)
 from adapters.sources.csvsource import fingerprint, open_text
 from dsl.model import Field, InputSchema
 from dsl.types import BOOL, DATE, INT, MONEY, STRING, Type
@@ -237,7 +242,7 @@ class UciCreditCardSource:
         self._header = header
 
     def _rows(self) -> Iterator[_Row | RecordProblem]:
-        with open_text(self._path, "utf-8") as text:
+        with read_failures(self._name), open_text(self._path, "utf-8") as text:
             reader = csv.reader(text)
             next(reader, None)
             line = reader.line_num
