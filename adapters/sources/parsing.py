@@ -96,6 +96,7 @@ class FieldParser:
         self.max_length = field_.max_length
         self._options = options
         self._parse = _parser_for(field_.type, options)
+        self._parse_text = _text_parser_for(field_.type, options, self._parse)
         # Read for every value of every row: looked up once here.
         self._nullable = field_.type.nullable
         self._null_words = frozenset(options.null_words)
@@ -118,7 +119,7 @@ class FieldParser:
                 f"is empty, but the field is declared {self.type}"
                 f" (declare it {self.type.as_nullable()} to allow empty values)"
             )
-        value = self._parse(raw)
+        value = self._parse_text(raw) if isinstance(raw, str) else self._parse(raw)
         limit = self.max_length
         if limit is not None and isinstance(value, str) and len(value) > limit:
             raise ValueProblem(
@@ -126,6 +127,51 @@ class FieldParser:
                 f" declared max_length {limit}"
             )
         return value
+
+
+def _text_parser_for(
+    type_: Type, options: ParseOptions, general: Parser
+) -> Callable[[str], object]:
+    """A parser for stripped, non-empty text, the value of nearly every CSV
+    cell: the common spelling of a text, decimal or date is read directly,
+    anything else goes to `general`, which decides (and words the problem)
+    exactly as it would have."""
+    plain_numbers = options.decimal == "." and not options.thousands
+    if type_.name == "string":
+        return _same_text
+    if type_.name in ("decimal", "money") and plain_numbers:
+        places = options.money_places if type_.name == "money" else None
+        return _plain_decimal_text(places, general)
+    if type_.name == "date" and options.date_format is None:
+        return _iso_date_text(general)
+    return general
+
+
+def _same_text(text: str) -> str:
+    return text
+
+
+def _plain_decimal_text(places: int | None, general: Parser) -> Callable[[str], object]:
+    def parse(text: str) -> object:
+        if _PLAIN_NUMBER.fullmatch(text):
+            point = text.find(".")
+            if places is None or point < 0 or len(text) - point - 1 <= places:
+                return Decimal(text)
+        return general(text)
+
+    return parse
+
+
+def _iso_date_text(general: Parser) -> Callable[[str], object]:
+    def parse(text: str) -> object:
+        if len(text) == 10 and text[4] == "-" and text[7] == "-":
+            try:
+                return dt.date.fromisoformat(text)
+            except ValueError:
+                pass
+        return general(text)
+
+    return parse
 
 
 def _parser_for(type_: Type, options: ParseOptions) -> Parser:
