@@ -144,11 +144,13 @@ class RunSettings:
 @dataclass(frozen=True)
 class PlanInput:
     """Where the actions come from: `plan(since)` gives them in plan order
-    (one pass), `problems()` the bad input records once they are read."""
+    (one pass), `problems()` the bad input records and `notes()` the
+    source's notes once they are read."""
 
     plan: Callable[[dt.date | None], Iterable[Action]]
     problems: Callable[[], Sequence[RecordProblem]]
     catch_up_days: int = 0  # the ruleset's catch-up grace
+    notes: Callable[[], Sequence[str]] = lambda: ()
 
 
 class _LockLost(Exception):
@@ -430,6 +432,7 @@ class Runner:
         report.input_problems = list(source.problems())
         for problem in report.input_problems:
             logger.warning("input problem: %s", problem)
+        report.source_notes = list(source.notes())
         return total
 
     def _entry(self, action: Action) -> ActionEntry:

@@ -96,6 +96,7 @@ class RunReport:
     conflicts: list[ActionOutcome] = field(default_factory=list)
     fallbacks: list[ActionOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    source_notes: list[str] = field(default_factory=list)  # how data was read
     lock_holder: LockHolder | None = None
 
     def add(self, outcome: ActionOutcome) -> None:
@@ -175,6 +176,7 @@ class RunReport:
             "step_conflicts": [c.to_json() for c in self.conflicts],
             "fallbacks": [f.to_json() for f in self.fallbacks],
             "notes": list(self.notes),
+            "source_notes": list(self.source_notes),
             "lock_holder": (
                 None
                 if holder is None

@@ -79,6 +79,13 @@ class RecordSource(Protocol):
 
     problems: list[RecordProblem]
 
+    @property
+    def notes(self) -> list[str]:
+        """What a person should know about how the records were read (a
+        mapping convention applied, records held in memory), as of the
+        records read so far. The engine ignores them; the CLI shows them."""
+        ...
+
     def customers(self) -> Iterator[CustomerRecords]: ...
 
     def digest(self) -> str:

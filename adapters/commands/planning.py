@@ -225,6 +225,10 @@ def plan(
         _report_problems(source, on_bad_record)
         summary.customers = the_plan.customers
         summary.segments = the_plan.segments
+        summary.notes = list(source.notes)
+        if output_format == "jsonl":
+            # Standard output is the plan, byte for byte: notes go beside it.
+            _echo_notes(summary.notes)
         if summary.errors:
             click.echo(
                 f"warning: {summary.errors} customer(s) could not be planned "
@@ -242,6 +246,12 @@ def plan(
             else:
                 text = "\n".join(summary.lines(the_plan.header.to_json())) + "\n"
                 out.write(text.encode("utf-8"))
+
+
+def _echo_notes(notes: list[str], qualifier: str = "") -> None:
+    """The source's notes on standard error, one per line."""
+    for note in notes:
+        click.echo(f"note: data source{qualifier}: {note}", err=True)
 
 
 @contextmanager
@@ -269,6 +279,7 @@ class Summary:
     held: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     samples: list[Action] = field(default_factory=list)
     errors: int = 0
+    notes: list[str] = field(default_factory=list)  # the data source's
 
     def add(self, action: Action) -> None:
         self.decisions[(action.kind, action.decision)] += 1
@@ -326,6 +337,9 @@ class Summary:
                 lines.append(
                     f"  [{action.customer_id} {action.step} {action.channel}] {body}"
                 )
+        if self.notes:
+            lines += ["", "Data source notes"]
+            lines += [f"  {note}" for note in self.notes]
         lines += ["", f"Input digest {header['input_digest']}"]
         return lines
 
@@ -381,6 +395,9 @@ def explain(
         )
     for problem in source.problems:
         click.echo(f"bad record: {problem}", err=True)
+    # The read stopped at this customer: counts in the notes cover the
+    # records read up to it.
+    _echo_notes(source.notes, " (up to this customer)")
     if records is None:
         _fail(f"customer {customer_id!r} is not in {data}", exitcodes.USAGE)
     for line in explain_customer(compiled, records, moment, since=start):

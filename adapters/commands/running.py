@@ -270,6 +270,7 @@ def _plan_input(
         plan=lambda since: make_plan(compiled, source, moment, since=since).actions,
         problems=lambda: source.problems,
         catch_up_days=ruleset.delivery.catch_up_days,
+        notes=lambda: source.notes,
     )
 
 
@@ -458,6 +459,7 @@ def summary_lines(report: RunReport) -> list[str]:
         ],
     )
     _section(lines, "notes", report.notes)
+    _section(lines, "data source notes", report.source_notes)
     if report.status == "input_errors":
         lines.append(
             "nothing was sent: bad input records and on_bad_record is fail "

@@ -111,6 +111,10 @@ def diff_rulesets(
     for label, source in ((old_label, old_source), (new_label, new_source)):
         if source is not None:
             report.problems.extend(f"{label}: {p}" for p in source.problems)
+    # Read twice (two schemas), the data gives the same notes: once is enough.
+    for source in (old_source, new_source):
+        if source is not None:
+            report.notes.extend(n for n in source.notes if n not in report.notes)
     logger.debug("diff planned %d customers over %d days", report.customers, len(days))
     return report
 

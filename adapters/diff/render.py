@@ -140,6 +140,9 @@ def format_text(report: DiffReport) -> str:
     if report.problems:
         lines += ["", f"Input problems ({len(report.problems)}):"]
         lines += [f"  {problem}" for problem in report.problems]
+    if report.notes:
+        lines += ["", "Data source notes:"]
+        lines += [f"  {note}" for note in report.notes]
     return "\n".join(lines)
 
 
@@ -213,6 +216,9 @@ def format_markdown(report: DiffReport) -> str:
     if report.problems:
         lines += ["", f"#### Input problems ({len(report.problems)})", ""]
         lines += [f"- {_cell(problem)}" for problem in report.problems]
+    if report.notes:
+        lines += ["", "#### Data source notes", ""]
+        lines += [f"- {_cell(note)}" for note in report.notes]
     return "\n".join(lines)
 
 

@@ -71,6 +71,7 @@ class DiffReport:
     errors: Counter[str] = field(default_factory=Counter)
     error_examples: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # the data source's
 
     def add_customer(
         self, customer_id: str, old: Sequence[CustomerDay], new: Sequence[CustomerDay]
@@ -189,4 +190,5 @@ class DiffReport:
                 "examples": list(self.error_examples),
             },
             "problems": list(self.problems),
+            "notes": list(self.notes),
         }

@@ -610,7 +610,7 @@ class LendingClubSource:
         check_schema(inputs, config.origin)
         self.on_error = on_error
         self.problems: list[RecordProblem] = []
-        self.notes: list[str] = []
+        self._tally: _Tally | None = None
         self._path = config.file
         self._name = config.file.name
         self._limit = config.limit
@@ -626,6 +626,12 @@ class LendingClubSource:
         digest = hashlib.sha256(f"{MAPPING_VERSION}\n{file_hash}\n".encode())
         digest.update(config.text)
         self._digest = "sha256:" + digest.hexdigest()
+
+    @property
+    def notes(self) -> list[str]:
+        """How the rows read so far (all of them once `customers()` is
+        exhausted) compare with the lender's own status."""
+        return [] if self._tally is None else self._tally.notes()
 
     def digest(self) -> str:
         return self._digest
@@ -663,7 +669,7 @@ class LendingClubSource:
 
     def customers(self) -> Iterator[CustomerRecords]:
         self.problems = []
-        tally = _Tally()
+        tally = self._tally = _Tally()
         seen: dict[str, int] = {}
         yielded = 0
         for item in self._rows():
@@ -677,7 +683,6 @@ class LendingClubSource:
             if records is not None:
                 yielded += 1
                 yield records
-        self.notes = tally.notes()
         for note in self.notes:
             logger.info("%s: %s", self._name, note)
 

@@ -210,7 +210,7 @@ class UciCreditCardSource:
         check_schema(inputs, config.origin)
         self.on_error = on_error
         self.problems: list[RecordProblem] = []
-        self.notes: list[str] = []
+        self._counts: dict[str, int] = {}
         self._path = config.file
         self._name = config.file.name
         self._limit = config.limit
@@ -226,6 +226,12 @@ class UciCreditCardSource:
         digest = hashlib.sha256(f"{MAPPING_VERSION}\n{file_hash}\n".encode())
         digest.update(config.text)
         self._digest = "sha256:" + digest.hexdigest()
+
+    @property
+    def notes(self) -> list[str]:
+        """The mapping's conventions at work, counted over the rows read so
+        far (all of them once `customers()` is exhausted)."""
+        return _notes(self._counts) if self._counts else []
 
     def digest(self) -> str:
         return self._digest
@@ -274,6 +280,7 @@ class UciCreditCardSource:
     def customers(self) -> Iterator[CustomerRecords]:
         self.problems = []
         counts = {"credit_balances": 0, "march_payments": 0, "orphan_payments": 0}
+        self._counts = counts
         seen: set[int] = set()
         yielded = 0
         for item in self._rows():
@@ -301,7 +308,6 @@ class UciCreditCardSource:
                 continue
             yielded += 1
             yield self._select(records)
-        self.notes = _notes(counts)
         for note in self.notes:
             logger.info("%s: %s", self._name, note)
 

@@ -103,6 +103,7 @@ class ListSource:
     def __init__(self, customers: Sequence[CustomerRecords]) -> None:
         self._customers = list(customers)
         self.problems: list[RecordProblem] = []
+        self.notes: list[str] = []
         self.read = 0
 
     def customers(self) -> Iterator[CustomerRecords]:
