@@ -29,6 +29,7 @@ class Breakdown:
     read_seconds: float
     plan_seconds: float
     write_seconds: float
+    records_held: int  # the most parsed records the source held at once
 
     @property
     def per_customer_us(self) -> float:
@@ -48,7 +49,8 @@ def measure_stages(
     customers = actions = 0
 
     started = clock()
-    stream = open_source(folder, ruleset.inputs).customers()
+    source = open_source(folder, ruleset.inputs)
+    stream = source.customers()
     read += clock() - started
     while True:
         started = clock()
@@ -68,4 +70,5 @@ def measure_stages(
         written += clock() - started
         actions += len(plan.actions)
 
-    return Breakdown(customers, actions, read, planned, written)
+    held = getattr(source, "max_records_held", 0)
+    return Breakdown(customers, actions, read, planned, written, held)

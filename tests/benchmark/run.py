@@ -217,7 +217,8 @@ def render(
         f"stages at 100k: reading the source {stages.read_seconds:.2f} s, planning "
         f"{stages.plan_seconds:.2f} s ({stages.per_customer_us:.0f} us per "
         f"customer), writing {stages.actions:,} actions {stages.write_seconds:.2f} s; "
-        f"parse-only floor {small.parse['cpu_seconds']:.2f} s"
+        f"parse-only floor {small.parse['cpu_seconds']:.2f} s; the source held at "
+        f"most {stages.records_held} parsed records at once"
     )
     if len(sizes) >= 2:
         large = sizes[-1]
@@ -229,8 +230,7 @@ def render(
         )
     lines.append(
         f"validate: {validate['cpu_seconds'] / validate['files'] * 1000:.0f} ms per "
-        f"file; interpreter start-up and imports {validate['startup_seconds']:.2f} s "
-        "more"
+        f"file, after {validate['startup_seconds']:.2f} s of imports"
     )
     return lines
 
