@@ -129,6 +129,7 @@ def check_ruleset(
                 built,
                 digest=_digest(files),
                 files=tuple(sorted(f.relative for f in files)),
+                file_paths=tuple(sorted((f.shown, f.relative) for f in files)),
             )
 
     diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)

@@ -246,3 +246,14 @@ class Ruleset:
     # Canonical digest of the policy files, for the plan header.
     digest: str = ""
     files: tuple[str, ...] = field(default=())
+    # (path as locations show it, path relative to the ruleset's directory)
+    # for each file: locations carry the path the ruleset was given as.
+    file_paths: tuple[tuple[str, str], ...] = field(default=())
+
+    def portable(self, location: Location) -> str:
+        """`location` as `file:line:col` with the file relative to the
+        ruleset's directory, as in `files`: the same text however the
+        ruleset was given (relative or absolute, from any directory), so
+        output that carries it stays byte-identical."""
+        relative = dict(self.file_paths).get(location.path, location.path)
+        return f"{relative}:{location.line}:{location.column}"

@@ -596,6 +596,8 @@ class _CustomerPlanner:
             combine(messages, self._message_id)
         if frequency.per_day is None and frequency.per_week is None:
             return
+        if not any(message.decision == "send" for message in messages):
+            return  # caps only ever hold sends back: nothing to count
         earlier = {}
         if frequency.per_week is not None:
             earlier = earlier_messages(
@@ -801,7 +803,7 @@ class _CustomerPlanner:
 
     def error_action(self, error: EvaluationError) -> Action:
         """The one action of a customer whose planning failed."""
-        where = str(error.location)
+        where = self.ruleset.portable(error.location)
         self.trace.error = f"{where}: {error.message}"
         return Action(
             id=action_id(

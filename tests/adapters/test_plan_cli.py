@@ -281,3 +281,41 @@ def test_the_plan_is_byte_identical_across_tz_locale_and_hash_seed() -> None:
     # name (the `holidays` package follows LANG unless told) and money.
     assert "closed on holidays (2024-11-15: Proclamação da República)" in plan
     assert "sua fatura de R$\xa01.300,00 vence em 15/11" in plan
+
+
+def test_error_locations_do_not_depend_on_how_the_ruleset_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Carla's income of 800.00 makes the credit limit divide by zero: her
+    # plan is one error action, whose location names the policy file.
+    policy = tmp_path / "policies" / "regua"
+    shutil.copytree(POLICY, policy)
+    ruleset = policy / "ruleset.yaml"
+    text = ruleset.read_text(encoding="utf-8").replace(
+        "limit: min(customer.income * 0.5, 5000.00)",
+        "limit: customer.income / (customer.income - 800.00)",
+    )
+    ruleset.write_text(text, encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    outputs = []
+    for folder, given in [
+        (tmp_path, "policies/regua"),
+        (tmp_path, "./policies/regua/"),
+        (tmp_path, "policies/regua/ruleset.yaml"),
+        (elsewhere, str(policy)),
+        (elsewhere, "../policies/regua"),
+    ]:
+        monkeypatch.chdir(folder)
+        code, out, err = run("plan", given, "--data", DATA, "--as-of", "2024-11-19")
+        assert code == 0, err
+        outputs.append(out)
+
+    assert len(set(outputs)) == 1
+    errors = [
+        json.loads(line)
+        for line in outputs[0].decode("utf-8").splitlines()
+        if '"decision":"error"' in line
+    ]
+    assert [e["why"]["location"] for e in errors] == ["ruleset.yaml:101:10"]

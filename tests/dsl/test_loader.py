@@ -99,6 +99,24 @@ def test_positions_point_into_the_file_that_holds_the_text(varejo: Path) -> None
     assert (subject.location.line, subject.location.column) == (line, column)
 
 
+def test_portable_locations_name_files_from_the_ruleset_directory(
+    varejo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(varejo.parent)
+    portable = set()
+    for given in (varejo, Path("varejo"), Path("varejo") / ".." / "varejo"):
+        ruleset = load_ruleset(given)
+        subject = ruleset.templates["atraso"].variants["email"].subject
+        assert subject is not None
+        portable.add(ruleset.portable(subject.location))
+
+    [where] = portable
+    line, column = place(
+        (varejo / "templates.yaml").read_text(encoding="utf-8"), "Fatura em aberto"
+    )
+    assert where == f"templates.yaml:{line}:{column}"
+
+
 # Digest ---------------------------------------------------------------
 
 

@@ -651,7 +651,7 @@ def test_an_evaluation_error_becomes_one_error_action(
     [error] = result.actions
     assert error.decision == "error"
     assert error.customer_id == "c1"
-    assert error.why["location"].endswith("ruleset.yaml:101:10")
+    assert error.why["location"] == "ruleset.yaml:101:10"
     assert "zero" in error.why["error"]
     explanation = explain_customer(dividing, records, at("2024-11-18 09:00"))
     assert any(line.startswith("error: ") for line in explanation)
