@@ -84,6 +84,7 @@ def parse_only(folder: Path) -> int:
                 (field, header.index(field), converters[field]) for field in converters
             ]
             for cells in reader:
+                # Built and dropped: the floor pays for typed values only.
                 record = {field: convert(cells[i]) for field, i, convert in columns}
                 records += 1 if record else 0
     return records

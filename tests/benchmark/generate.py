@@ -129,7 +129,10 @@ def write_dataset(folder: Path, *, invoices: int, seed: int = DEFAULT_SEED) -> D
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     counts = {"customers": 0, "invoices": 0, "payments": 0}
-    files = {name: (folder / f"{name}.csv").open("w", newline="") for name in counts}
+    files = {
+        name: (folder / f"{name}.csv").open("w", newline="", encoding="utf-8")
+        for name in counts
+    }
     try:
         writers = {
             name: csv.writer(file, lineterminator="\n") for name, file in files.items()

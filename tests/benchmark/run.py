@@ -29,9 +29,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.benchmark.generate import AS_OF, DEFAULT_SEED, Dataset, write_dataset
+
+if TYPE_CHECKING:
+    from tests.benchmark.breakdown import Breakdown
+    from tests.benchmark.expressions import ExpressionResult
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = {"100k": 100_000, "1M": 1_000_000}
@@ -89,8 +93,12 @@ def measure_size(label: str, dataset: Dataset, work: Path) -> SizeResult:
     return SizeResult(label, dataset, parse, plan)
 
 
-def measure_in_process(folder: Path) -> tuple[Any, Any]:
-    """The expression comparison and the stage breakdown, on one data set."""
+def measure_in_process(folder: Path) -> tuple[ExpressionResult, Breakdown]:
+    """The expression comparison and the stage breakdown, on one data set.
+
+    The engine is imported here, after the child processes have run, so
+    that this process is still small while they are measured.
+    """
     from adapters.commands.planning import parse_as_of
     from dsl.loader import load_ruleset
     from engine.compiler import compile_ruleset
@@ -132,8 +140,8 @@ def _verdict(met: bool) -> str:
 
 
 def render(
-    expressions: Any,
-    stages: Any,
+    expressions: ExpressionResult,
+    stages: Breakdown,
     sizes: list[SizeResult],
     validate: dict[str, Any],
     seed: int,
