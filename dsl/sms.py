@@ -8,6 +8,13 @@ a curly quote, a no-break space) turns the whole message into UCS-2: 70
 UTF-16 units in one segment, 67 per part. A part never splits an escape
 pair or a surrogate pair.
 
+Locale formatting puts no-break spaces in amounts, dates and times
+(`R$\xa01.234,56`, U+202F before "PM"). In plain-text copy (channel kinds
+in `PLAIN_SPACE_KINDS`: SMS, voice scripts) they become plain spaces
+(`plain_spaces`): one would make every SMS with an amount UCS-2, and a
+phone shows no difference. The engine renders such copy through the same
+function, so the counts here are the counts of what is sent.
+
 The worst case of a template is its literal text plus, for each
 placeholder, its longest rendering: a string field's declared
 `max_length` (20 when it has none, with a warning), money as the currency
@@ -59,6 +66,23 @@ INT_LENGTH = 10
 MONEY_WORST = Decimal("1000000.00")
 NUMBER_WORST = Decimal("-1000000.123")
 DEFAULT_DATE_PATTERN = "medium"  # what the engine shows for a bare date
+
+
+# Channel kinds whose copy is plain text on a phone screen or read aloud.
+# E-mail, WhatsApp and RCS show Unicode as is (a no-break space keeps "R$"
+# with its amount), and webhooks hand the text to another system: they get
+# what the locale formats. A fallback from RCS to SMS is SMS copy again.
+PLAIN_SPACE_KINDS = frozenset({"sms", "voice"})
+
+# The no-break spaces CLDR formats use (after a currency symbol, between
+# digit groups, before a day period).
+NO_BREAK_SPACES = "\xa0\u202f"
+_AS_PLAIN_SPACES = str.maketrans(dict.fromkeys(NO_BREAK_SPACES, " "))
+
+
+def plain_spaces(text: str) -> str:
+    """`text` with every no-break space as a plain space (plain-text copy)."""
+    return text.translate(_AS_PLAIN_SPACES)
 
 
 def is_gsm7(char: str) -> bool:
@@ -244,7 +268,7 @@ class _Samples:
                 sample = self.placeholder(part)
                 plain_text.append(sample.text)
                 unicode_values = unicode_values or sample.may_be_unicode
-        text = "".join(plain_text)
+        text = plain_spaces("".join(plain_text))  # as the engine renders SMS
         plain = count(text)
         worst = count(text, UCS2) if unicode_values else plain
         return SmsEstimate(
@@ -260,12 +284,12 @@ class _Samples:
     def _unicode_reason(self, body: Template) -> str | None:
         for part in body.parts:
             if isinstance(part, str):
-                for char in part:
+                for char in plain_spaces(part):
                     if not is_gsm7(char):
                         return f"the character {_show(char)}"
             else:
                 sample = self.placeholder(part)
-                for char in sample.text:
+                for char in plain_spaces(sample.text):
                     if not is_gsm7(char):
                         return f"{_show(char)} in the formatted `{_describe(part)}`"
         return None
@@ -359,7 +383,8 @@ def _datetime_sample(locale: str) -> Sample:
 def _longest(texts: list[str]) -> Sample:
     longest = max(texts, key=len)
     # One month name with `ç` (março) is enough to make some messages UCS-2.
-    return Sample(longest, any(not is_gsm7(c) for t in texts for c in t))
+    unicode = any(not is_gsm7(c) for t in texts for c in plain_spaces(t))
+    return Sample(longest, unicode)
 
 
 def _describe(node: Node) -> str:
@@ -373,8 +398,7 @@ def _describe(node: Node) -> str:
 
 
 def _show(char: str) -> str:
-    name = {"\xa0": "no-break space", "\u202f": "narrow no-break space"}.get(char)
-    return f"{name} (U+{ord(char):04X})" if name else f"`{char}` (U+{ord(char):04X})"
+    return f"`{char}` (U+{ord(char):04X})"
 
 
 def _warning(

@@ -647,6 +647,8 @@ class _CustomerPlanner:
         rendered = None
         if message.decision == "send":
             rendered = self._render(message, group)
+            if channel is not None and channel.kind in sms.PLAIN_SPACE_KINDS:
+                rendered = _plain_text(rendered)
             if channel is not None and channel.kind == "sms":
                 self._count_segments(channel, rendered, details, why)
         outcome = message.decision
@@ -928,3 +930,12 @@ def plan(
 ) -> Plan:
     """Plan every customer of `source` as of `as_of` (an aware datetime)."""
     return Plan(compiled, source, as_of, since)
+
+
+def _plain_text(rendered: dict[str, Any]) -> dict[str, Any]:
+    """Plain-text copy (SMS, a voice script) with its no-break spaces as
+    plain spaces, by the rule `dsl.sms` counts segments with."""
+    return {
+        name: sms.plain_spaces(value) if isinstance(value, str) else value
+        for name, value in rendered.items()
+    }

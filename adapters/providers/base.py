@@ -11,6 +11,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dsl.sms import PLAIN_SPACE_KINDS, plain_spaces
+
 
 @dataclass(frozen=True)
 class OutboundMessage:
@@ -113,17 +115,23 @@ def fallback_message(
 ) -> OutboundMessage | None:
     """The message for the fallback channel a failure's details name, or
     None. It keeps the action id: one action, one ledger row, whichever
-    channel delivered it; `extras["fallback_from"]` says where it began."""
+    channel delivered it; `extras["fallback_from"]` says where it began.
+    Copy written for a rich channel becomes plain text when the fallback
+    is one (RCS -> SMS): no-break spaces become plain spaces, as the
+    planner renders SMS copy."""
     fallback = details.get("fallback")
     if not isinstance(fallback, dict) or not fallback.get("channel"):
         return None
+    body = str(fallback.get("body") or original.body)
+    if channel_kind in PLAIN_SPACE_KINDS:
+        body = plain_spaces(body)
     return OutboundMessage(
         action_id=original.action_id,
         channel=str(fallback["channel"]),
         channel_kind=channel_kind,
         customer_id=original.customer_id,
         address=original.address,
-        body=str(fallback.get("body") or original.body),
+        body=body,
         extras={"fallback_from": original.channel},
     )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dsl.sms import GSM7, UCS2, count, encoding_of, sms_estimates
+from dsl.sms import GSM7, UCS2, count, encoding_of, plain_spaces, sms_estimates
 from tests.dsl.policy_text import MINI, check_text, codes, only, place, replaced
 
 # Counting -------------------------------------------------------------
@@ -111,10 +111,26 @@ def test_money_is_counted_as_a_million_formatted_for_the_locale(
     assert ruleset is not None
     (estimate,) = sms_estimates(ruleset)
     assert estimate.plain.length == len("R$ 1.000.000,00")
-    # Babel writes a no-break space after R$: outside GSM-7.
-    assert estimate.plain.encoding == UCS2
-    assert estimate.unicode_reason is not None
-    assert "U+00A0" in estimate.unicode_reason
+    # Babel writes a no-break space after R$, outside GSM-7; SMS copy is
+    # rendered with a plain space, and counted so.
+    assert estimate.plain.encoding == GSM7
+    assert estimate.unicode_reason is None
+
+
+def test_plain_spaces_replaces_only_no_break_spaces() -> None:
+    text = "R$\xa01.000,00 \u202f1\u2009000 João"
+    assert plain_spaces(text) == "R$ 1.000,00  1\u2009000 João"
+
+
+def test_a_no_break_space_written_in_sms_copy_is_counted_as_sent(
+    tmp_path: Path,
+) -> None:
+    # The engine sends SMS copy with plain spaces; the count follows it.
+    ruleset, _ = check_text(tmp_path, sms_text('"Pague\xa0hoje"'))
+    assert ruleset is not None
+    (estimate,) = sms_estimates(ruleset)
+    assert (estimate.plain.encoding, estimate.plain.length) == (GSM7, 10)
+    assert estimate.unicode_reason is None
 
 
 def test_a_date_counts_its_longest_rendering(tmp_path: Path) -> None:

@@ -610,7 +610,8 @@ def test_a_new_date_offer(compiled: CompiledRuleset, ana: dict[str, Any]) -> Non
     assert offer.details["new_due_date"] == dt.date(2024, 12, 13)
     assert offer.details["total"] == Decimal("250.00")
     message = only(actions, kind="message", step="nova_data")
-    assert message.message == {"body": f"Ana, pague R${NBSP}250,00 até 13/12."}
+    assert message.channel_kind == "sms"
+    assert message.message == {"body": "Ana, pague R$ 250,00 até 13/12."}
 
 
 def test_a_false_step_condition_skips_the_step(
@@ -733,20 +734,25 @@ def test_sms_copy_is_counted_in_segments(
     [message] = plan_for(compiled, ana, invoices, as_of=at("2024-11-18 09:00"))
     assert message.channel == "sms" and message.message is not None
     body = message.message["body"]
-    assert (
-        body
-        == f"Ana, fatura de R${NBSP}600,00 vence 21/11. https://pague.example.com/i1"
-    )
-    # Babel's no-break space is not in the GSM alphabet: the copy is UCS-2.
+    # Babel writes R$ and the amount with a no-break space, which is not in
+    # the GSM alphabet; SMS copy gets a plain space and stays GSM-7.
+    assert body == "Ana, fatura de R$ 600,00 vence 21/11. https://pague.example.com/i1"
     assert message.details == {
-        "sms": {"encoding": "UCS-2", "length": len(body), "segments": 1}
+        "sms": {"encoding": "GSM-7", "length": len(body), "segments": 1}
     }
     assert "warnings" not in message.why
 
-    ana["first_name"] = "Maria " * 15
+    ana["first_name"] = "Maria " * 50
     [long] = plan_for(compiled, ana, invoices, as_of=at("2024-11-18 09:00"))
-    assert long.details["sms"]["segments"] == 3
     assert long.why["warnings"] == [
+        "3 SMS segments (GSM-7), above max_segments 2 of channel sms"
+    ]
+
+    # Only a value from the data can make it UCS-2 now.
+    ana["first_name"] = "João " * 15
+    [accented] = plan_for(compiled, ana, invoices, as_of=at("2024-11-18 09:00"))
+    assert accented.details["sms"]["encoding"] == "UCS-2"
+    assert accented.why["warnings"] == [
         "3 SMS segments (UCS-2), above max_segments 2 of channel sms"
     ]
     assert long.decision == "send"

@@ -151,8 +151,9 @@ def test_a_phone_without_rcs_gets_the_sms_fallback_under_the_same_action(
         "/2010-04-01/Accounts/AC1/Messages.json",
     ]
     assert sms["To"] == NO_RCS_PHONE
+    # The RCS copy's no-break space (after R$) is a plain one in the SMS.
     assert sms["Body"] == (
-        "Ivo, a fatura F9 de R$\xa060,00 vence hoje. https://pague.example.com/F9"
+        "Ivo, a fatura F9 de R$ 60,00 vence hoje. https://pague.example.com/F9"
     )
     [(channel, (row, attempts))] = actions_by_channel(tmp_path).items()
     assert channel == "rcs"  # one action, as planned
