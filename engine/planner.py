@@ -42,7 +42,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -878,6 +878,10 @@ class Plan:
     after `actions` is exhausted (PlanNotRead before). To write the header
     first, as `engine.plan.plan_lines` does, spool the actions and write
     the header when they are done.
+
+    `on_customer`, when given, sees each customer's records and plan as
+    they go by (an analysis that needs more than the actions, such as the
+    segment of customers who get none).
     """
 
     def __init__(
@@ -886,11 +890,13 @@ class Plan:
         source: RecordSource,
         as_of: dt.datetime,
         since: dt.date | None,
+        on_customer: Callable[[CustomerRecords, CustomerPlan], None] | None = None,
     ) -> None:
         self.compiled = compiled
         self.source = source
         self.as_of = resolve_today(compiled, as_of)
         self.since = since
+        self.on_customer = on_customer
         self.customers = 0
         self.segments: Counter[str | None] = Counter()  # customers per segment
         self._header: PlanHeader | None = None
@@ -903,6 +909,8 @@ class Plan:
             )
             self.customers += 1
             self.segments[customer_plan.segment] += 1
+            if self.on_customer is not None:
+                self.on_customer(records, customer_plan)
             yield from customer_plan.actions
         ruleset = self.compiled.ruleset
         self._header = PlanHeader(
@@ -927,9 +935,10 @@ def plan(
     as_of: dt.datetime,
     *,
     since: dt.date | None = None,
+    on_customer: Callable[[CustomerRecords, CustomerPlan], None] | None = None,
 ) -> Plan:
     """Plan every customer of `source` as of `as_of` (an aware datetime)."""
-    return Plan(compiled, source, as_of, since)
+    return Plan(compiled, source, as_of, since, on_customer)
 
 
 def _plain_text(rendered: dict[str, Any]) -> dict[str, Any]:

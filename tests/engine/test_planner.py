@@ -22,7 +22,8 @@ from dsl.model import Delivery, Ruleset
 from engine.compiler import CompiledRuleset, compile_ruleset
 from engine.explain import explain_customer
 from engine.plan import Action
-from engine.planner import PlanNotRead, plan, plan_customer
+from engine.planner import CustomerPlan, PlanNotRead, plan, plan_customer
+from engine.records import CustomerRecords
 from tests.engine import builders
 from tests.engine.conftest import FIXTURES
 
@@ -676,6 +677,35 @@ def test_other_customers_are_planned_after_an_error(
         ("c2", "credit", "flag"),
         ("c2", "message", "send"),
     ]
+
+
+def test_on_customer_sees_every_customer_with_its_segment(
+    compiled: CompiledRuleset, ana: dict[str, Any]
+) -> None:
+    # Bia owes nothing: no action and, with no open invoice, no segment
+    # (padrao asks for one); she is still seen.
+    owing = builders.records(ana, [bill("i1", "2024-11-21", "100.00")])
+    settled = builders.records(dict(ana, id="c2", first_name="Bia"), [])
+    seen: list[tuple[str, str | None, int]] = []
+
+    def note(records: CustomerRecords, customer_plan: CustomerPlan) -> None:
+        seen.append(
+            (
+                records.customer["id"],
+                customer_plan.segment,
+                len(customer_plan.actions),
+            )
+        )
+
+    the_plan = plan(
+        compiled,
+        builders.ListSource([owing, settled]),
+        at("2024-11-18 09:00"),
+        on_customer=note,
+    )
+    actions = list(the_plan.actions)
+
+    assert seen == [("c1", "padrao", len(actions)), ("c2", None, 0)]
 
 
 def test_ids_do_not_change_when_an_unrelated_template_changes(
