@@ -270,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         _progress("validate: 50 policy files")
         validate = measure_validate(work)
         expressions, stages = measure_in_process(datasets["100k"].folder)
+        # Rendered while the data is still there: it states the files' sizes.
+        table = render(expressions, stages, sizes, validate, options.seed)
 
-    for line in render(expressions, stages, sizes, validate, options.seed):
+    for line in table:
         print(line)
     _progress(f"done in {time.perf_counter() - started:.0f} s")
     return 0
