@@ -182,6 +182,8 @@ def _open(config: SourceConfig, inputs: InputSchema, on_error: str) -> RecordSou
             table = _table(config, path, collection, fields[collection])
             streams[collection] = table
             hashes.append((collection, table.sha256))
+            if isinstance(table, CsvTable):
+                notes.extend(table.notes)
 
     return GroupedSource(
         inputs,

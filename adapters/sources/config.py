@@ -28,6 +28,7 @@ from adapters.sources.parsing import (
     DEFAULT_TRUE_WORDS,
     ParseOptions,
 )
+from dsl.model import Field
 
 KINDS = ("csv", "jsonl", "sql", "uci_credit_card", "lendingclub_loans")
 # Collections in the configuration, and the input-schema record each holds.
@@ -447,15 +448,17 @@ class _Reader:
 def map_columns(
     config: SourceConfig,
     collection: str,
-    fields: Mapping[str, object],
+    fields: Mapping[str, Field],
     found: list[str] | None,
     source: str,
 ) -> dict[str, str]:
     """Field -> column (or key) of one collection.
 
     A rename names a field of the schema; with `found` (the header of a CSV
-    file, the columns of a query), every declared field must have a column.
-    Undeclared columns are ignored.
+    file, the columns of a query), every declared field must have a column,
+    except an optional one (`bool?`), which is then empty in every record
+    and left out of the mapping (`absent_note` says so). Undeclared columns
+    are ignored.
     """
     renames = config.columns_for(collection)
     for name in renames:
@@ -468,8 +471,10 @@ def map_columns(
     mapping = {name: renames.get(name, name) for name in fields}
     if found is None:
         return mapping
-    for name, column in mapping.items():
-        if column not in found:
+    for name, column in list(mapping.items()):
+        if column not in found and name not in renames and fields[name].type.nullable:
+            del mapping[name]
+        elif column not in found:
             hint = did_you_mean(column, found)
             listed = ", ".join(found) if len(found) <= 30 else f"{len(found)} columns"
             raise SourceConfigError(
@@ -479,3 +484,16 @@ def map_columns(
                 " configuration)"
             )
     return mapping
+
+
+def absent_note(
+    source: str, collection: str, fields: Iterable[str], mapping: Mapping[str, str]
+) -> list[str]:
+    """A note for each optional field `map_columns` found no column for."""
+    record = COLLECTIONS[collection]
+    return [
+        f"{source}: no column for the optional {record} field {name!r}: it is"
+        f" empty for every {record}"
+        for name in fields
+        if name not in mapping
+    ]

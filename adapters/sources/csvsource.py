@@ -21,10 +21,12 @@ from typing import IO
 from adapters.sources.config import (
     SourceConfig,
     SourceConfigError,
+    absent_note,
     map_columns,
     read_failures,
 )
 from adapters.sources.grouping import RawRow
+from dsl.model import Field
 
 _CHUNK = 1 << 16
 
@@ -79,7 +81,7 @@ class CsvTable:
         self,
         path: Path,
         collection: str,
-        fields: Mapping[str, object],
+        fields: Mapping[str, Field],
         config: SourceConfig,
     ) -> None:
         self.name = path.name
@@ -89,6 +91,7 @@ class CsvTable:
 
         header = self._header()
         mapping = map_columns(config, collection, fields, header, self.name)
+        self.notes = absent_note(self.name, collection, fields, mapping)
         self._width = len(header)
         # The first of two equal names wins; a second copy is reported.
         positions: dict[str, int] = {}

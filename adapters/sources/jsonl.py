@@ -23,6 +23,7 @@ from adapters.sources.config import (
 )
 from adapters.sources.csvsource import fingerprint, open_text
 from adapters.sources.grouping import RawRow
+from dsl.model import Field
 
 RECORD_KEY = "record"
 _KINDS = {record: collection for collection, record in COLLECTIONS.items()}
@@ -54,7 +55,7 @@ class JsonLinesFile:
         self,
         path: Path,
         collection: str,
-        fields: Mapping[str, object],
+        fields: Mapping[str, Field],
         config: SourceConfig,
         *,
         shared: bool = False,

@@ -30,6 +30,7 @@ from adapters.sources.config import (
     SourceConfig,
     SourceConfigError,
     SourceReadError,
+    absent_note,
     map_columns,
 )
 from adapters.sources.grouping import GroupedSource, RawRow, RowStream
@@ -56,7 +57,7 @@ def open_sql(
             streams[collection] = _query_rows(config, engine, collection, fields)
         elif collection in config.tables:
             streams[collection] = _table_rows(config, engine, collection, fields)
-    notes = []
+    notes = [note for stream in streams.values() for note in stream.notes]
     if "payments" not in streams:
         notes.append("no payments table or query: no payments are known")
     ordered: dict[str, RowStream] = {
@@ -123,6 +124,7 @@ class SqlRows:
         self._statement = statement
         self._params = dict(params)
         self._keys = keys  # field -> column label in the result
+        self.notes: list[str] = []  # optional fields without a column
         self.sha256: str | None = None  # of the last complete read
 
     def rows(self) -> Iterator[RawRow]:
@@ -188,7 +190,9 @@ def _query_rows(
             f" (database {_describe(engine.url)})"
         ) from exc
     keys = map_columns(config, collection, fields[collection], found, name)
-    return SqlRows(name, engine, sqlalchemy.text(query), config.params, keys)
+    rows = SqlRows(name, engine, sqlalchemy.text(query), config.params, keys)
+    rows.notes = absent_note(name, collection, fields[collection], keys)
+    return rows
 
 
 def _table_rows(
@@ -224,7 +228,9 @@ def _table_rows(
     else:
         statement = _payments_in_customer_order(config, engine, source, selected, keys)
     labels = {field: field for field in keys}
-    return SqlRows(table_name, engine, statement, {}, labels)
+    rows = SqlRows(table_name, engine, statement, {}, labels)
+    rows.notes = absent_note(table_name, collection, fields[collection], keys)
+    return rows
 
 
 def _payments_in_customer_order(

@@ -68,6 +68,8 @@ def test_a_plain_folder_reads_every_declared_type() -> None:
         "whatsapp_opt_in": True,
         "sms_opt_out": False,
         "in_negotiation": False,
+        # Optional and for analysis only: these files do not carry it.
+        "defaulted_next_month": None,
     }
     assert [i["id"] for i in ana.invoices] == ["F1", "F2"]
     assert ana.invoices[0]["amount"] == Decimal("120.50")
@@ -163,6 +165,34 @@ def test_a_missing_column_names_the_field_and_the_columns_found(tmp_path: Path) 
     assert "'due_date'" in message
     assert "did you mean 'due_dat'" in message
     assert "id, customer_id, amount, due_dat" in message
+
+
+def test_an_optional_field_without_a_column_is_empty_and_noted(
+    tmp_path: Path,
+) -> None:
+    # `limit` is money?: data that does not carry it still reads.
+    folder = small_folder(
+        tmp_path, "id,name\nC1,Ana\n", "id,customer_id,amount,due_date\n"
+    )
+    source = open_source(str(folder), SMALL)
+
+    assert read_all(source)["C1"].customer == {"id": "C1", "name": "Ana", "limit": None}
+    assert (
+        "customers.csv: no column for the optional customer field 'limit': it is"
+        " empty for every customer"
+    ) in source.notes
+
+
+def test_an_optional_field_renamed_to_a_missing_column_is_an_error(
+    tmp_path: Path,
+) -> None:
+    folder = small_folder(
+        tmp_path, "id,name\nC1,Ana\n", "id,customer_id,amount,due_date\n"
+    )
+    write(folder, "source.yaml", "kind: csv\ncolumns:\n  customers: {limit: limite}\n")
+
+    with pytest.raises(SourceConfigError, match="no column 'limite'"):
+        open_source(str(folder), SMALL)
 
 
 def test_bad_values_are_reported_with_file_row_and_id(tmp_path: Path) -> None:

@@ -278,6 +278,29 @@ def test_a_missing_column_names_the_field_and_what_was_found(
     assert "columns found: id, name, credit, vip, seg" in message
 
 
+def test_an_optional_field_without_a_column_is_empty_and_noted(
+    database: Database,
+) -> None:
+    schema = make_schema(
+        {
+            "customer": {"id": "string", "name": "string", "churned": "bool?"},
+            "invoice": {
+                "id": "string",
+                "customer_id": "string",
+                "amount": "money",
+                "due_date": "date",
+            },
+            "payment": {"invoice_id": "string", "amount": "money", "paid_on": "date"},
+        }
+    )
+    source = open_source(tables_config(database, columns={}), schema)
+
+    churned = {c.customer["id"]: c.customer["churned"] for c in source.customers()}
+
+    assert churned == {"C1": None, "C2": None, "C3": None}
+    assert any("optional customer field 'churned'" in n for n in source.notes)
+
+
 def test_a_bad_query_is_a_config_error(database: Database) -> None:
     config = tables_config(database)
     del config["tables"]["customers"]
