@@ -93,6 +93,7 @@ from adapters.runreport import (
     UNKNOWN_BEFORE,
     WINDOW_CLOSED,
     ActionOutcome,
+    MessageSample,
     RunReport,
 )
 from engine.plan import Action, canonical_json
@@ -106,6 +107,9 @@ FAULT_POINTS = ("before_claim", "after_claim", "after_send")
 # Planned actions stay in memory up to this many bytes of JSON, then move
 # to a temporary file: memory does not grow with the size of the plan.
 SPOOL_MEMORY_BYTES = 16 * 1024 * 1024
+
+# Planned messages the report keeps as they will read, for the summary.
+SAMPLE_MESSAGES = 3
 
 _NOT_CLAIMED = {
     SENT: ALREADY_SENT,
@@ -144,13 +148,15 @@ class RunSettings:
 @dataclass(frozen=True)
 class PlanInput:
     """Where the actions come from: `plan(since)` gives them in plan order
-    (one pass), `problems()` the bad input records and `notes()` the
-    source's notes once they are read."""
+    (one pass); `problems()` the bad input records, `notes()` the source's
+    notes and `segments()` the customers per segment once they are read."""
 
     plan: Callable[[dt.date | None], Iterable[Action]]
     problems: Callable[[], Sequence[RecordProblem]]
     catch_up_days: int = 0  # the ruleset's catch-up grace
     notes: Callable[[], Sequence[str]] = lambda: ()
+    # Customers per segment, once the plan is read.
+    segments: Callable[[], Mapping[str | None, int]] = dict
 
 
 class _LockLost(Exception):
@@ -426,6 +432,8 @@ class Runner:
             spool.write(canonical_json(action.to_json()))
             spool.write("\n")
             report.planned[_planned_key(action)] += 1
+            if len(report.samples) < SAMPLE_MESSAGES and _is_send(action):
+                report.samples.append(MessageSample.of(action))
             total += 1
             if not self.settings.dry_run and total % 1000 == 0:
                 self._renew()
@@ -433,6 +441,7 @@ class Runner:
         for problem in report.input_problems:
             logger.warning("input problem: %s", problem)
         report.source_notes = list(source.notes())
+        report.segments = dict(source.segments())
         return total
 
     def _entry(self, action: Action) -> ActionEntry:

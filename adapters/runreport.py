@@ -16,6 +16,8 @@ from typing import Any
 
 from adapters import exitcodes
 from adapters.ledger import RUN_INPUT_ERRORS, RUN_LOCK_LOST, LockHolder, RecoveredAction
+from adapters.outcome import NO_SEGMENT, OutcomeTally
+from engine.plan import Action
 from engine.records import RecordProblem
 
 # Report statuses besides the ledger's run statuses.
@@ -74,6 +76,29 @@ class ActionOutcome:
         }
 
 
+@dataclass(frozen=True)
+class MessageSample:
+    """One planned message as its customer would read it."""
+
+    customer_id: str
+    step: str | None
+    channel: str | None
+    body: str
+
+    @classmethod
+    def of(cls, action: Action) -> MessageSample:
+        body = str((action.message or {}).get("body") or "")
+        return cls(action.customer_id, action.step, action.channel, body)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "customer": self.customer_id,
+            "step": self.step,
+            "channel": self.channel,
+            "body": self.body,
+        }
+
+
 @dataclass
 class RunReport:
     """Everything a run did, for the summary and for schedulers."""
@@ -97,6 +122,9 @@ class RunReport:
     fallbacks: list[ActionOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     source_notes: list[str] = field(default_factory=list)  # how data was read
+    segments: dict[str | None, int] = field(default_factory=dict)  # customers
+    samples: list[MessageSample] = field(default_factory=list)  # first sends
+    outcome: OutcomeTally | None = None  # --outcome: the field per segment
     lock_holder: LockHolder | None = None
 
     def add(self, outcome: ActionOutcome) -> None:
@@ -177,6 +205,14 @@ class RunReport:
             "fallbacks": [f.to_json() for f in self.fallbacks],
             "notes": list(self.notes),
             "source_notes": list(self.source_notes),
+            "segments": [
+                {"segment": NO_SEGMENT if name is None else name, "customers": count}
+                for name, count in sorted(
+                    self.segments.items(), key=lambda item: (item[0] is None, item[0])
+                )
+            ],
+            "samples": [sample.to_json() for sample in self.samples],
+            "outcome": None if self.outcome is None else self.outcome.to_json(),
             "lock_holder": (
                 None
                 if holder is None

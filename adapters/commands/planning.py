@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from adapters import exitcodes
+from adapters.outcome import OutcomeFieldError, OutcomeTally, outcome_field
 from adapters.sources import SourceConfigError, open_source
 from dsl.diagnostics import PolicyError
 from dsl.loader import load_ruleset
@@ -115,6 +116,17 @@ def _open(data: str, ruleset: Ruleset, on_bad_record: str) -> RecordSource:
         _fail(f"--data {data}: {error}", exitcodes.CONFIG_ERROR)
 
 
+def outcome_tally(ruleset: Ruleset, name: str | None) -> OutcomeTally | None:
+    """The tally `--outcome` asks for (None without it); a field that is
+    not a bool customer field is a usage error."""
+    if name is None:
+        return None
+    try:
+        return OutcomeTally(outcome_field(ruleset.inputs, name))
+    except OutcomeFieldError as error:
+        raise click.BadParameter(str(error), param_hint="--outcome") from None
+
+
 def _report_problems(source: RecordSource, on_bad_record: str) -> None:
     """List bad input records on stderr; exit 3 when they must stop us."""
     if not source.problems:
@@ -187,6 +199,13 @@ on_bad_record_option = click.option(
     help="Write to this file instead of standard output.",
 )
 @on_bad_record_option
+@click.option(
+    "--outcome",
+    "outcome_name",
+    metavar="FIELD",
+    help="With --format table: a bool customer field (e.g. defaulted_next_month); "
+    "the table shows, per segment, how many customers have it true and the rate.",
+)
 def plan(
     ruleset_path: str,
     data: str,
@@ -195,6 +214,7 @@ def plan(
     output_format: str,
     output: str | None,
     on_bad_record: str,
+    outcome_name: str | None,
 ) -> None:
     """Plan the actions of RULESET for the customers in --data.
 
@@ -204,16 +224,29 @@ def plan(
     --as-of: a date plans that whole day (from its first instant); a
     datetime without an offset is wall-clock time in the ruleset's zone.
 
+    --outcome FIELD (with --format table) shows, per segment, how many
+    customers have a bool customer field true (defaulted_next_month in the
+    UCI data): whether the segments separate the customers who defaulted.
+
     Exit codes: 0 plan written; 2 usage error; 3 bad input records (with
     --on-bad-record fail); 4 invalid ruleset or unusable --data.
     """
+    if outcome_name is not None and output_format != "table":
+        raise click.UsageError("--outcome is shown in the table: add --format table")
     ruleset, compiled = _load(ruleset_path)
     moment = parse_as_of(as_of, compiled.zone)
     start = parse_since(since)
+    tally = outcome_tally(ruleset, outcome_name)
     source = _open(data, ruleset, on_bad_record)
-    the_plan = make_plan(compiled, source, moment, since=start)
+    the_plan = make_plan(
+        compiled,
+        source,
+        moment,
+        since=start,
+        on_customer=None if tally is None else tally.add,
+    )
 
-    summary = Summary(compiled)
+    summary = Summary(compiled, outcome=tally)
     with (
         tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b") as spool,
         _reading(data),
@@ -280,6 +313,7 @@ class Summary:
     samples: list[Action] = field(default_factory=list)
     errors: int = 0
     notes: list[str] = field(default_factory=list)  # the data source's
+    outcome: OutcomeTally | None = None  # --outcome, filled while planning
 
     def add(self, action: Action) -> None:
         self.decisions[(action.kind, action.decision)] += 1
@@ -311,6 +345,8 @@ class Summary:
             self.segments.items(), key=lambda item: (item[0] is None, item[0] or "")
         ):
             lines.append(f"  {segment or '(no segment)':<24}{count:>8}")
+        if self.outcome is not None:
+            lines += ["", *self.outcome.lines()]
 
         lines += ["", "Actions by kind and decision"]
         for (kind, decision), count in sorted(self.decisions.items()):

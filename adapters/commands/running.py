@@ -21,15 +21,16 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from adapters import exitcodes
-from adapters.commands.planning import parse_as_of
+from adapters.commands.planning import outcome_tally, parse_as_of
 from adapters.ledger import Ledger, LedgerError
+from adapters.outcome import NO_SEGMENT, OutcomeTally
 from adapters.providers.base import Provider
 from adapters.providers.options import ProviderConfigError
 from adapters.providers.registry import PROVIDER_KINDS, build_provider
@@ -54,6 +55,8 @@ from dsl.diagnostics import PolicyError
 from dsl.loader import load_ruleset
 from dsl.model import Ruleset
 from engine.compiler import CompiledRuleset, CompileError, compile_ruleset
+from engine.plan import Action
+from engine.planner import Plan
 from engine.planner import plan as make_plan
 from engine.records import RecordSource
 
@@ -148,6 +151,13 @@ def _fail(message: str, code: int) -> NoReturn:
     help="How long to wait for another run's lock (default: 10).",
 )
 @click.option(
+    "--outcome",
+    "outcome_name",
+    metavar="FIELD",
+    help="A bool customer field (e.g. defaulted_next_month): the summary shows, "
+    "per segment, how many customers have it true and the rate.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS),
     default="warning",
@@ -167,6 +177,7 @@ def run(
     on_bad_record: str | None,
     resend_unknown: bool,
     lock_timeout: float | None,
+    outcome_name: str | None,
     log_level: str,
 ) -> None:
     """Plan RULESET for now and send what is due, exactly once."""
@@ -189,6 +200,7 @@ def run(
 
     ruleset, compiled = _load(ruleset_path)
     moment = parse_as_of(as_of, compiled.zone)
+    tally = outcome_tally(ruleset, outcome_name)
     routes = _routes(config, ruleset, env, build=not dry_run)
     try:
         source = open_source(
@@ -210,7 +222,9 @@ def run(
     progress = _Progress(enabled=output_format == "text" and sys.stderr.isatty())
     try:
         runner = _runner(ruleset, compiled, config, store, routes, progress, dry_run)
-        report = runner.run(moment, _plan_input(ruleset, compiled, source, moment))
+        report = runner.run(
+            moment, _plan_input(ruleset, compiled, source, moment, tally)
+        )
     except SourceConfigError as error:
         _fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
     except (LedgerError, RunnerError) as error:
@@ -223,6 +237,8 @@ def run(
         if store is not None:
             store.close()
 
+    if report.segments:  # the tally counted this run's planning
+        report.outcome = tally
     if output_format == "json":
         click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
@@ -265,12 +281,23 @@ def _plan_input(
     compiled: CompiledRuleset,
     source: RecordSource,
     moment: dt.datetime,
+    tally: OutcomeTally | None,
 ) -> PlanInput:
+    made: list[Plan] = []
+
+    def plan_since(since: dt.date | None) -> Iterator[Action]:
+        on_customer = None if tally is None else tally.add
+        made.append(
+            make_plan(compiled, source, moment, since=since, on_customer=on_customer)
+        )
+        return made[-1].actions
+
     return PlanInput(
-        plan=lambda since: make_plan(compiled, source, moment, since=since).actions,
+        plan=plan_since,
         problems=lambda: source.problems,
         catch_up_days=ruleset.delivery.catch_up_days,
         notes=lambda: source.notes,
+        segments=lambda: made[-1].segments if made else {},
     )
 
 
@@ -411,6 +438,22 @@ def summary_lines(report: RunReport) -> list[str]:
         lines.append("by channel and step:")
         for (channel, step), counts in sorted(report.by_channel_step.items()):
             lines.append(f"  {channel:<12} {step:<16} {_pairs(counts)}")
+    if report.segments:
+        customers = sum(report.segments.values())
+        lines.append(f"customers by segment ({customers}):")
+        for name, count in sorted(
+            report.segments.items(), key=lambda item: (item[0] is None, item[0])
+        ):
+            lines.append(f"  {name or NO_SEGMENT:<24}{count:>8}")
+    if report.outcome is not None:
+        lines.extend(report.outcome.lines())
+    if report.samples:
+        lines.append("sample messages:")
+        for sample in report.samples:
+            body = sample.body.replace("\r", "").replace("\n", " ⏎ ")
+            lines.append(
+                f"  [{sample.customer_id} {sample.step} {sample.channel}] {body}"
+            )
 
     _section(lines, "input problems", [str(p) for p in report.input_problems])
     _section(
