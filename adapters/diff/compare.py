@@ -7,14 +7,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.ledger import step_key
 from engine.plan import Action, canonical_json
 
 # Decisions that are something to do; the others only record why not.
 TO_DO = frozenset({"send", "flag", "block", "offer", "escalate"})
 
 # What may differ between two occurrences of the same reminder, in the order
-# the report lists them.
-ASPECTS = ("moved", "channel", "copy", "decision", "details")
+# the report lists them. "step" is a reminder whose step was renamed (or
+# replaced): the same customer, invoices and due date on the same day.
+ASPECTS = ("step", "moved", "channel", "copy", "decision", "details")
 
 # A reminder's identity across the two plans: customer, invoices, kind, step.
 ActionKey = tuple[str, tuple[str, ...], str, str]
@@ -29,6 +31,23 @@ class Occurrence:
 
     day: dt.date
     action: Action
+    ruleset: str = ""  # the name of the ruleset that planned it
+
+    @property
+    def step_key(self) -> str | None:
+        """The runner's key of this reminder whatever its channel (see
+        `adapters.runner`): a message whose step key the ledger holds from
+        another action is not sent. Other kinds have none."""
+        action = self.action
+        if action.kind != "message" or action.step is None:
+            return None
+        return step_key(
+            self.ruleset,
+            action.customer_id,
+            action.invoice_ids,
+            action.step,
+            action.due_date,
+        )
 
     def summary(self) -> dict[str, Any]:
         action = self.action
@@ -55,6 +74,7 @@ class ActionChange:
 
     @property
     def id_changed(self) -> bool:
+        """Something to do in both versions, under another action id."""
         return (
             self.old is not None
             and self.new is not None
@@ -63,12 +83,29 @@ class ActionChange:
             and self.old.action.id != self.new.action.id
         )
 
+    @property
+    def resends(self) -> bool:
+        """Would the runner do this again after the old version did it?
+
+        It skips an action whose id the ledger knows, and a message whose
+        step key (customer, invoices, step, due date) another action holds:
+        a new channel for the same step is stopped, a renamed step or a
+        moved due date is not.
+        """
+        if not self.id_changed:
+            return False
+        assert self.old is not None and self.new is not None
+        old_key, new_key = self.old.step_key, self.new.step_key
+        return old_key is None or old_key != new_key
+
     def id_reason(self) -> str:
         """Which part of the idempotency key moved, in words."""
         if self.old is None or self.new is None:
             return ""
         before, after = self.old.action, self.new.action
         reasons = []
+        if before.step != after.step:
+            reasons.append(f"step {before.step} -> {after.step}")
         if before.channel_kind != after.channel_kind:
             reasons.append(
                 f"channel kind {before.channel_kind} -> {after.channel_kind}"
@@ -116,7 +153,7 @@ class ActionChange:
             "old": self.old.summary() if self.old else None,
             "new": self.new.summary() if self.new else None,
         }
-        if self.id_changed:
+        if self.resends:
             result["id_change"] = self.id_reason()
         return result
 
@@ -144,6 +181,8 @@ def _reason_text(action: Action) -> str:
 
 
 def _aspect_text(aspect: str, old: Occurrence, new: Occurrence) -> str:
+    if aspect == "step":
+        return f"step {old.action.step} -> {new.action.step}"
     if aspect == "moved":
         return f"moved {_when(old)} -> {_when(new)}"
     if aspect == "channel":
@@ -158,6 +197,8 @@ def _aspect_text(aspect: str, old: Occurrence, new: Occurrence) -> str:
 def _aspects(old: Occurrence, new: Occurrence) -> tuple[str, ...]:
     before, after = old.action, new.action
     found = []
+    if before.step != after.step:
+        found.append("step")
     if old.day != new.day or before.window_start != after.window_start:
         found.append("moved")
     if before.channel != after.channel:
@@ -184,7 +225,10 @@ def compare_actions(
     first new, ...). A reminder that is something to do on one side only is
     added or removed, even when the other side records it with a reason
     (suppressed, unreachable): that reason is what a reviewer wants to see.
-    Pairs where neither side does anything are not changes.
+    Pairs where neither side does anything are not changes. A message
+    added and one removed for the same customer, invoices and due date on
+    the same day are then one reminder under a renamed step (see
+    `_renamed_steps`).
     """
     by_key: dict[ActionKey, tuple[list[Occurrence], list[Occurrence]]] = {}
     for side, occurrences in ((0, old), (1, new)):
@@ -200,7 +244,59 @@ def compare_actions(
             change = _change(key, before, after)
             if change is not None:
                 changes.append(change)
-    return changes
+    return _renamed_steps(changes)
+
+
+# A message's place in the ladder apart from its step's name.
+_Slot = tuple[dt.date, str, tuple[str, ...], dt.date | None]
+
+
+def _slot(occurrence: Occurrence) -> _Slot | None:
+    action = occurrence.action
+    if action.kind != "message" or action.decision not in TO_DO:
+        return None
+    return (occurrence.day, action.customer_id, action.invoice_ids, action.due_date)
+
+
+def _renamed_steps(changes: list[ActionChange]) -> list[ActionChange]:
+    """Merge a removed message and an added one of the same slot into one
+    change of step, in plan order.
+
+    The runner's step key holds the step's name, so the renamed reminder
+    would go out again on the day the old one went: the merged change
+    says so (`resends`). A pair whose ids or step keys agree is one the
+    runner stops, and is left as it was.
+    """
+    removed: dict[_Slot, list[int]] = {}
+    for index, change in enumerate(changes):
+        slot = _slot(change.old) if change.change == "removed" and change.old else None
+        if slot is not None:
+            removed.setdefault(slot, []).append(index)
+
+    merged: dict[int, ActionChange] = {}
+    dropped: set[int] = set()
+    for index, change in enumerate(changes):
+        new = change.new
+        if change.change != "added" or new is None:
+            continue
+        slot = _slot(new)
+        for candidate in removed.get(slot, []) if slot else []:
+            old = changes[candidate].old
+            assert old is not None
+            if candidate in dropped or old.action.id == new.action.id:
+                continue
+            if old.step_key == new.step_key:
+                continue
+            merged[index] = ActionChange(
+                change.key, "changed", _aspects(old, new), old, new
+            )
+            dropped.add(candidate)
+            break
+    return [
+        merged.get(index, change)
+        for index, change in enumerate(changes)
+        if index not in dropped
+    ]
 
 
 def _change(

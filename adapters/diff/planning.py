@@ -89,7 +89,16 @@ def diff_rulesets(
     versions see different customers.
     """
     report = DiffReport(
-        old_label, new_label, first, last, run_time, examples, new.ruleset.currency
+        old_label,
+        new_label,
+        first,
+        last,
+        run_time,
+        examples,
+        new.ruleset.currency,
+        old_ruleset=old.ruleset.name,
+        new_ruleset=new.ruleset.name,
+        money=new.formatter.money,
     )
     old_source = open_source(
         data, old.ruleset.inputs, on_error=on_error, base_dir=base_dir

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal
 
 from adapters.diff.report import DiffReport, Volume
 from engine.plan import canonical_json
@@ -11,6 +10,7 @@ from engine.plan import canonical_json
 _CATEGORY_TITLES = {
     "added": "added",
     "removed": "removed",
+    "step": "renamed step",
     "moved": "moved in time",
     "channel": "changed channel",
     "copy": "changed copy",
@@ -21,7 +21,9 @@ _CATEGORY_TITLES = {
 
 def _volume_rows(report: DiffReport) -> list[tuple[str, str, str, str]]:
     """(day, channel, messages before -> after, cost before -> after) rows,
-    followed by a total per channel."""
+    followed by a total per channel. Costs are written as the plan writes
+    them, in the ruleset's locale."""
+    money = report.money
     rows = []
     totals: dict[str, Volume] = defaultdict(Volume)
     for (day, channel), cell in sorted(report.volume.items()):
@@ -30,7 +32,7 @@ def _volume_rows(report: DiffReport) -> list[tuple[str, str, str, str]]:
                 day.isoformat(),
                 channel,
                 _arrow(cell.old_messages, cell.new_messages),
-                _arrow(_cost(cell.old_cost), _cost(cell.new_cost)),
+                _arrow(money(cell.old_cost), money(cell.new_cost)),
             )
         )
         total = totals[channel]
@@ -44,7 +46,7 @@ def _volume_rows(report: DiffReport) -> list[tuple[str, str, str, str]]:
                 "total",
                 channel,
                 _arrow(total.old_messages, total.new_messages),
-                _arrow(_cost(total.old_cost), _cost(total.new_cost)),
+                _arrow(money(total.old_cost), money(total.new_cost)),
             )
         )
     return rows
@@ -52,13 +54,6 @@ def _volume_rows(report: DiffReport) -> list[tuple[str, str, str, str]]:
 
 def _arrow(before: object, after: object) -> str:
     return str(before) if before == after else f"{before} -> {after}"
-
-
-def _cost(value: Decimal) -> str:
-    """At least cents; more places when a channel's price has them."""
-    exponent = value.as_tuple().exponent
-    places = max(2, -exponent) if isinstance(exponent, int) else 2
-    return f"{value:.{places}f}"
 
 
 def _heading(report: DiffReport) -> str:
@@ -69,10 +64,19 @@ def _heading(report: DiffReport) -> str:
     )
 
 
+def _held_line(report: DiffReport) -> str:
+    """Ids that change where the runner's step key still stops a resend."""
+    return (
+        f"{report.held_by_step} reminder(s) change action id but keep their step"
+        " key (same customer, invoices, step and due date): the runner skips"
+        " them once the step went out on another channel."
+    )
+
+
 def _resend_lines(report: DiffReport) -> list[str]:
     lines = []
     for change in report.resend_examples:
-        assert change.old is not None and change.new is not None  # id_changed
+        assert change.old is not None and change.new is not None  # resends
         lines.append(
             f"{change.where()}: {change.old.action.id} -> {change.new.action.id}"
             f" ({change.id_reason()})"
@@ -98,14 +102,16 @@ def format_text(report: DiffReport) -> str:
     if report.resends:
         lines += [
             "",
-            f"!! {report.resends} action(s) CHANGE ID for the same customer, invoice"
-            " and step.",
+            f"!! {report.resends} reminder(s) GET A NEW ID AND STEP KEY for the same"
+            " customer, invoices and due date.",
             "!! The ledger will not recognise them: anything already sent would be"
             " sent again.",
         ]
         lines += [f"!!   {line}" for line in _resend_lines(report)]
     else:
         lines += ["", NO_ID_CHANGE]
+    if report.held_by_step:
+        lines.append(_held_line(report))
     if report.errors:
         lines += ["", f"!! {_error_line(report)}"]
         lines += [f"!!   {example}" for example in report.error_examples]
@@ -127,7 +133,7 @@ def format_text(report: DiffReport) -> str:
     lines += ["", "Messages and cost per day and channel (before -> after):"]
     rows = _volume_rows(report)
     if rows:
-        rows.insert(0, ("day", "channel", "messages", f"cost {report.currency}"))
+        rows.insert(0, ("day", "channel", "messages", "cost"))
     else:
         lines.append("  no messages in either plan")
     widths = [max(len(row[i]) for row in rows) for i in range(4)] if rows else []
@@ -147,7 +153,8 @@ def format_text(report: DiffReport) -> str:
 
 
 NO_ID_CHANGE = (
-    "Action ids: no reminder changes id, so nothing already sent is sent again."
+    "Action ids: no reminder gets a new id and step key, so nothing already"
+    " sent is sent again."
 )
 
 
@@ -166,14 +173,17 @@ def format_markdown(report: DiffReport) -> str:
         lines += [
             "",
             "> [!CAUTION]",
-            f"> **{report.resends} action(s) change id** for the same customer,"
-            " invoice and step. The ledger will not recognise them: anything"
-            " already sent would be **sent a second time**.",
+            f"> **{report.resends} reminder(s) get a new id and step key** for the"
+            " same customer, invoices and due date. The ledger will not"
+            " recognise them: anything already sent would be **sent a second"
+            " time**.",
             ">",
         ]
         lines += [f"> - {_cell(line)}" for line in _resend_lines(report)]
     else:
         lines += ["", NO_ID_CHANGE]
+    if report.held_by_step:
+        lines += ["", _held_line(report)]
     if report.errors:
         lines += ["", "> [!WARNING]", f"> {_error_line(report)}", ">"]
         lines += [f"> - {_cell(example)}" for example in report.error_examples]
@@ -206,7 +216,7 @@ def format_markdown(report: DiffReport) -> str:
     rows = _volume_rows(report)
     if rows:
         lines += [
-            f"| day | channel | messages | cost ({report.currency}) |",
+            "| day | channel | messages | cost |",
             "|---|---|---:|---:|",
         ]
         lines += [f"| {' | '.join(_cell(v) for v in row)} |" for row in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -53,6 +53,11 @@ class DiffReport:
     run_time: dt.time
     examples: int = 5
     currency: str = ""
+    # The rulesets' names: part of every action id and step key.
+    old_ruleset: str = ""
+    new_ruleset: str = ""
+    # How the text and Markdown reports write an amount (the plan's way).
+    money: Callable[[Decimal], str] = str
     customers: int = 0
     segment_moves: Counter[tuple[str, str]] = field(default_factory=Counter)
     segment_examples: dict[tuple[str, str], list[str]] = field(
@@ -64,6 +69,8 @@ class DiffReport:
     )
     resends: int = 0
     resend_examples: list[ActionChange] = field(default_factory=list)
+    # Reminders under a new id that the runner's step key still stops.
+    held_by_step: int = 0
     volume: dict[tuple[dt.date, str], Volume] = field(
         default_factory=lambda: defaultdict(Volume)
     )
@@ -85,8 +92,16 @@ class DiffReport:
                 self._add_errors(side, customer_id, plan)
 
         changes = compare_actions(
-            (Occurrence(day.day, action) for day in old for action in day.actions),
-            (Occurrence(day.day, action) for day in new for action in day.actions),
+            (
+                Occurrence(day.day, action, self.old_ruleset)
+                for day in old
+                for action in day.actions
+            ),
+            (
+                Occurrence(day.day, action, self.new_ruleset)
+                for day in new
+                for action in day.actions
+            ),
         )
         for change in changes:
             categories = [change.change] if change.change != "changed" else []
@@ -96,10 +111,12 @@ class DiffReport:
                 examples = self.change_examples[category]
                 if len(examples) < self.examples:
                     examples.append(change)
-            if change.id_changed:
+            if change.resends:
                 self.resends += 1
                 if len(self.resend_examples) < self.examples:
                     self.resend_examples.append(change)
+            elif change.id_changed:
+                self.held_by_step += 1
 
     def _add_segments(
         self, customer_id: str, old: Sequence[CustomerDay], new: Sequence[CustomerDay]
@@ -169,9 +186,12 @@ class DiffReport:
                 }
                 for category in ("added", "removed", *ASPECTS)
             },
+            # Reminders the runner would send again: the name is older
+            # than the step key, and CI scripts read it.
             "id_changes": {
                 "count": self.resends,
                 "examples": [change.to_json() for change in self.resend_examples],
+                "held_by_step": self.held_by_step,
             },
             "volume": [
                 {

@@ -93,6 +93,7 @@ def test_moving_the_reminder_from_d3_to_d2_business_days(tmp_path: Path) -> None
     assert counts(report) == {
         "added": 1,
         "removed": 1,
+        "step": 0,
         "moved": 4,
         "channel": 0,
         "copy": 0,
@@ -155,42 +156,145 @@ def test_the_text_report_says_the_same(tmp_path: Path) -> None:
         "customer c4, invoice f4, step lembrete: moved 2026-03-14 09:00"
         " -> 2026-03-13 08:00"
     ) in out
-    assert "Action ids: no reminder changes id" in out
+    assert "Action ids: no reminder gets a new id and step key" in out
+    # Money as `ruleset plan` writes it, in the ruleset's locale (pt_BR).
     rows = [" ".join(line.split()) for line in out.splitlines()]
-    assert "day channel messages cost BRL" in rows
-    assert "total whatsapp 5 -> 4 0.40 -> 0.32" in rows
-    assert "total sms 0 -> 1 0.00 -> 0.05" in rows
+    assert "day channel messages cost" in rows
+    assert "total whatsapp 5 -> 4 R$ 0,40 -> R$ 0,32" in rows
+    assert "total sms 0 -> 1 R$ 0,00 -> R$ 0,05" in rows
 
 
-def test_a_new_channel_order_changes_ids_and_is_flagged_loudly(tmp_path: Path) -> None:
+SMS_FIRST = (
+    "      channels: [whatsapp, sms]\n      template: lembrete\n  geral:",
+    "      channels: [sms, whatsapp]\n      template: lembrete\n  geral:",
+)
+
+
+def test_a_new_channel_order_is_no_resend_the_step_key_holds(tmp_path: Path) -> None:
     old = version(tmp_path, "old")
     # SMS first in the pontual ladder: the five reminders of c1..c5 in the
-    # range go by SMS; the channel kind is part of the id, so each one
-    # already sent by WhatsApp would be sent again.
+    # range go by SMS under new ids (the channel kind is part of the id).
+    # The runner keys each step on customer, invoices, step and due date
+    # too, and skips a step already sent on another channel: nothing goes
+    # out twice (test_runner covers the runner's side).
+    new = version(tmp_path, "new", SMS_FIRST)
+
+    report = json_diff(old, new)
+
+    assert report["id_changes"]["count"] == 0
+    assert report["id_changes"]["held_by_step"] == 5
+    assert counts(report)["channel"] == 5
+    assert counts(report)["copy"] == 5  # the SMS copy is another text
+    assert counts(report)["moved"] == 0
+
+    code, out, _ = run("diff", str(old), str(new), "--data", str(DATA), *RANGE)
+    assert code == 0
+    assert "!!" not in out
+    assert "5 reminder(s) change action id but keep their step key" in out
+
+
+def test_a_renamed_step_is_flagged_loudly_as_a_resend(tmp_path: Path) -> None:
+    old = version(tmp_path, "old")
+    # The step's name is in the id and in the runner's step key: the
+    # renamed reminder is new to the ledger and would go out again.
     new = version(
         tmp_path,
         "new",
         (
-            "      channels: [whatsapp, sms]\n      template: lembrete\n  geral:",
-            "      channels: [sms, whatsapp]\n      template: lembrete\n  geral:",
+            "  pontual:\n    - step: lembrete\n",
+            "  pontual:\n    - step: lembrete_v2\n",
         ),
     )
 
     report = json_diff(old, new)
 
+    # c1..c5 have their reminder in the range, on the same day in both.
     assert report["id_changes"]["count"] == 5
-    assert counts(report)["channel"] == 5
-    assert counts(report)["copy"] == 5  # the SMS copy is another text
-    assert counts(report)["moved"] == 0
-    reasons = {e["id_change"] for e in report["id_changes"]["examples"]}
-    assert reasons == {"channel kind whatsapp -> sms"}
+    assert counts(report)["step"] == 5
+    assert counts(report)["added"] == counts(report)["removed"] == 0
+    example = report["id_changes"]["examples"][0]
+    assert example["old"]["day"] == example["new"]["day"]
+    assert example["id_change"] == "step lembrete -> lembrete_v2"
 
     code, out, _ = run(
         "diff", str(old), str(new), "--data", str(DATA), *RANGE, "--format", "markdown"
     )
     assert code == 0
     assert "> [!CAUTION]" in out
-    assert "**5 action(s) change id**" in out
+    assert "**5 reminder(s) get a new id and step key**" in out
+    assert "| renamed step | 5 |" in out
+
+
+def test_a_renamed_step_on_another_channel_is_still_a_resend(tmp_path: Path) -> None:
+    old = version(tmp_path, "old")
+    new = version(
+        tmp_path,
+        "new",
+        SMS_FIRST,
+        (
+            "  pontual:\n    - step: lembrete\n",
+            "  pontual:\n    - step: aviso\n",
+        ),
+    )
+
+    report = json_diff(old, new)
+
+    assert report["id_changes"]["count"] == 5
+    assert report["id_changes"]["held_by_step"] == 0
+    assert counts(report)["step"] == counts(report)["channel"] == 5
+
+
+RENAMED = ("  pontual:\n    - step: lembrete\n", "  pontual:\n    - step: aviso\n")
+
+
+@pytest.mark.parametrize(
+    ("edits", "resends"),
+    [((SMS_FIRST,), 0), ((RENAMED,), 1), ((SMS_FIRST, RENAMED), 1)],
+    ids=["channel-order", "renamed-step", "both"],
+)
+def test_the_diff_counts_what_the_runner_sends_again(
+    tmp_path: Path, edits: tuple[tuple[str, str], ...], resends: int
+) -> None:
+    old = version(tmp_path, "old")
+    new = version(tmp_path, "new", *edits)
+    # Monday 9: c1's reminder goes out under the old version, then the new
+    # version runs the same day against the same ledger.
+    sent = []
+    for ruleset, at in ((old, "12:00"), (new, "12:05")):
+        code, out, err = run(
+            "run",
+            str(ruleset),
+            "--data",
+            str(DATA),
+            "--ledger",
+            str(tmp_path / "ledger.db"),
+            "--outbox",
+            str(tmp_path / "outbox.jsonl"),
+            "--as-of",
+            f"2026-03-09T{at}",
+            "--format",
+            "json",
+        )
+        assert code == 0, err
+        sent.append(json.loads(out)["outcomes"].get("sent", 0))
+
+    code, out, err = run(
+        "diff",
+        str(old),
+        str(new),
+        "--data",
+        str(DATA),
+        "--from",
+        "2026-03-09",
+        "--to",
+        "2026-03-09",
+        "--format",
+        "json",
+    )
+    assert code == 0, err
+
+    assert sent == [1, resends]
+    assert json.loads(out)["id_changes"]["count"] == resends
 
 
 def test_customers_who_change_segment_are_counted_by_pair(tmp_path: Path) -> None:
@@ -538,3 +642,5 @@ def test_pairing_keys_on_customer_invoices_kind_and_step() -> None:
     assert change.aspects == ("channel",)
     assert change.id_changed
     assert "channel kind whatsapp -> sms" in change.id_reason()
+    # Same step and due date: the runner's step key stops a second send.
+    assert not change.resends
