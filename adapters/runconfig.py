@@ -31,6 +31,8 @@ from typing import Any
 from urllib.parse import quote
 
 import yaml
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from adapters.ledger import sqlite_url
 from adapters.retry import RateLimiter, RetryPolicy
@@ -191,8 +193,35 @@ class RunConfig:
 
 
 def ledger_url_of(text: str) -> str:
-    """A ledger URL, or a plain file path taken as a SQLite file."""
-    return text if "://" in text else sqlite_url(text)
+    """A ledger URL, or a plain file path taken as a SQLite file.
+
+    Raises RunConfigError for a database that lives only in memory: the
+    ledger is what keeps runs exactly-once, so it must outlive the run.
+    """
+    url = text if "://" in text else sqlite_url(text)
+    if _in_memory(url):
+        raise RunConfigError(
+            f"ledger {text!r} lives only in memory and is lost when the run "
+            "ends, so a later run would send everything again; give a "
+            "database URL or a SQLite file path"
+        )
+    return url
+
+
+def _in_memory(url: str) -> bool:
+    """Whether `url` names a SQLite database kept in memory."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # Ledger.open reports a malformed URL
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or parsed.query.get("mode") == "memory"
+    )
 
 
 def load_run_config(path: str | Path | None, env: Mapping[str, str]) -> RunConfig:
@@ -439,11 +468,8 @@ class _Reader:
 
     def _ledger(self, value: Any) -> dict[str, Any]:
         if isinstance(value, str):
-            return {
-                "ledger_url": ledger_url_of(
-                    self._text({"ledger": value}, ("ledger",), url=True)
-                )
-            }
+            text = self._text({"ledger": value}, ("ledger",), url=True)
+            return {"ledger_url": self._ledger_url(text, ("ledger",))}
         if not isinstance(value, dict):
             raise self.fail(
                 ("ledger",), "'ledger' is a database URL or {url, table_prefix}"
@@ -452,7 +478,7 @@ class _Reader:
         settings: dict[str, Any] = {}
         if "url" in value:
             url = self._text(value, ("ledger", "url"), url=True)
-            settings["ledger_url"] = ledger_url_of(url)
+            settings["ledger_url"] = self._ledger_url(url, ("ledger", "url"))
         if "table_prefix" in value:
             prefix = value["table_prefix"]
             if not isinstance(prefix, str) or not _TABLE_PREFIX.fullmatch(prefix):
@@ -463,6 +489,12 @@ class _Reader:
                 )
             settings["ledger_prefix"] = prefix
         return settings
+
+    def _ledger_url(self, text: str, path: tuple[Any, ...]) -> str:
+        try:
+            return ledger_url_of(text)
+        except RunConfigError as error:
+            raise self.fail(path, error.message) from error
 
     def _retries(self, value: Any, path: tuple[Any, ...]) -> RetryPolicy:
         if not isinstance(value, dict):

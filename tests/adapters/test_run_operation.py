@@ -1,0 +1,84 @@
+"""`ruleset run` as operations configure and drive it: the ledger it may
+use, the providers it routes channels to, what a dry run checks, what the
+summary shows of provider errors, signals and the run lock's lease."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from adapters import exitcodes
+from adapters.cli import main
+from adapters.runconfig import RunConfigError, load_run_config
+
+FIXTURES = Path(__file__).parent / "fixtures" / "run"
+RULESET = FIXTURES / "ruleset"
+DATA = FIXTURES / "data"
+
+
+def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    """`ruleset run` on the small fixture policy, state under tmp_path."""
+    return CliRunner().invoke(
+        main,
+        ["run", str(RULESET), "--data", str(DATA), "--as-of", "2024-10-06T09:00",
+         "--state-dir", str(tmp_path / "state"), *args],
+        env=env or {},
+    )  # fmt: skip
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def report_of(result: Result) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+# -- the ledger must outlive the run -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ledger",
+    [
+        "sqlite:///:memory:",
+        "sqlite://",
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file:ledger?mode=memory&uri=true",
+    ],
+)
+def test_an_in_memory_ledger_is_refused_on_the_command_line(
+    tmp_path: Path, ledger: str
+) -> None:
+    result = run_cli(tmp_path, "--ledger", ledger)
+
+    assert result.exit_code == exitcodes.CONFIG_ERROR, result.output
+    assert "lives only in memory" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "state").exists()
+
+
+def test_an_in_memory_ledger_is_refused_in_the_file_with_its_place(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, "lock_timeout: 1\nledger:\n  url: sqlite://\n")
+
+    with pytest.raises(RunConfigError) as caught:
+        load_run_config(config, {})
+
+    assert caught.value.where == f"{config}:3:8"
+    assert "lives only in memory" in caught.value.message
+
+
+def test_a_file_ledger_is_still_accepted(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"ledger: {tmp_path / 'ledger.sqlite3'}\n")
+
+    loaded = load_run_config(config, {})
+
+    assert loaded.ledger == f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
