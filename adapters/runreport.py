@@ -16,6 +16,7 @@ from typing import Any
 
 from adapters import exitcodes
 from adapters.ledger import RUN_INPUT_ERRORS, RUN_LOCK_LOST, LockHolder, RecoveredAction
+from adapters.masking import mask_text
 from adapters.outcome import NO_SEGMENT, OutcomeTally
 from engine.plan import Action
 from engine.records import RecordProblem
@@ -128,6 +129,10 @@ class RunReport:
     lock_holder: LockHolder | None = None
 
     def add(self, outcome: ActionOutcome) -> None:
+        if outcome.error is not None:
+            # Providers echo the recipient back in their errors; the
+            # summary is read and stored like a log, so it gets no more.
+            outcome.error = mask_text(outcome.error)
         self.outcomes[outcome.outcome] += 1
         if outcome.outcome == OUT_SKIPPED:
             self.skipped[outcome.reason or "unspecified"] += 1

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from adapters import exitcodes
 from adapters.cli import main
 from adapters.runconfig import RunConfigError, load_run_config
+from tests.adapters.providers.servers import HttpServer, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run"
 RULESET = FIXTURES / "ruleset"
@@ -82,3 +83,35 @@ def test_a_file_ledger_is_still_accepted(tmp_path: Path) -> None:
     loaded = load_run_config(config, {})
 
     assert loaded.ledger == f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+
+
+# -- the summary masks what providers echo back ---------------------------------
+
+ECHOED = "bad number +5511999999999 for foo.bar@example.com"
+
+
+@pytest.mark.parametrize("output_format", ["text", "json"])
+def test_provider_errors_are_masked_in_the_summary(
+    tmp_path: Path, output_format: str
+) -> None:
+    with HttpServer(lambda request: Reply(400, ECHOED)) as server:
+        config = write_config(
+            tmp_path,
+            f"""\
+providers:
+  sms: {{kind: sms_json, url: "{server.url}/sms"}}
+  default: {{kind: outbox}}
+""",
+        )
+        result = run_cli(tmp_path, "--config", str(config), "--format", output_format)
+
+    assert result.exit_code == exitcodes.PROBLEMS, result.output
+    assert "+5511999999999" not in result.stdout
+    assert "foo.bar@example.com" not in result.stdout
+    if output_format == "json":
+        errors = [failure["error"] for failure in report_of(result)["failures"]]
+    else:
+        errors = [line for line in result.stdout.splitlines() if "bad number" in line]
+    assert errors, result.stdout
+    assert all("+55 11 9****-**99" in error for error in errors)
+    assert all("f***@example.com" in error for error in errors)
