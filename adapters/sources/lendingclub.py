@@ -43,7 +43,8 @@ from adapters.sources.config import (
     read_failures,
 )
 from adapters.sources.csvsource import fingerprint, open_text
-from dsl.model import Field, InputSchema
+from adapters.sources.mapped import MappedFields
+from dsl.model import InputSchema
 from dsl.types import BOOL, DATE, DECIMAL, INT, MONEY, STRING, Type
 from engine.records import CustomerRecords, RecordProblem
 from engine.scope import Record
@@ -556,43 +557,6 @@ COLUMNS = (
 MAPPING_VERSION = f"lendingclub-loans-v1:{SNAPSHOT}:{DUE_DAY}"
 
 
-def _fits(declared: Type, provided: Type) -> bool:
-    """Whether the mapping's values satisfy a declared type."""
-    nullable_ok = declared.nullable or not provided.nullable
-    if declared.as_required() == provided.as_required():
-        return nullable_ok
-    # Money values are Decimals: a schema may call them plain decimals.
-    return provided.name == "money" and declared.name == "decimal" and nullable_ok
-
-
-def check_schema(inputs: InputSchema, origin: str) -> None:
-    """SourceConfigError when the schema declares what the mapping lacks."""
-    for record, fields in (
-        ("customer", inputs.customer),
-        ("invoice", inputs.invoice),
-        ("payment", inputs.payment),
-    ):
-        provided = PROVIDED[record]
-        for name, declared in fields.items():
-            if name not in provided:
-                raise SourceConfigError(
-                    f"{origin}: the Lending Club mapping cannot fill"
-                    f" {record}.{name}{did_you_mean(name, provided)}; it provides:"
-                    f" {', '.join(provided)}"
-                )
-            if not _fits(declared.type, provided[name]):
-                empty_hint = (
-                    f" (some records have none: declare it"
-                    f" {declared.type.as_nullable()})"
-                    if provided[name].nullable
-                    else ""
-                )
-                raise SourceConfigError(
-                    f"{origin}: {record}.{name} is declared {declared.type}, the"
-                    f" Lending Club mapping gives {provided[name]}{empty_hint}"
-                )
-
-
 class LendingClubSource:
     """A `RecordSource` over the Lending Club loans file.
 
@@ -607,18 +571,15 @@ class LendingClubSource:
         self, config: SourceConfig, inputs: InputSchema, *, on_error: str = "fail"
     ) -> None:
         assert config.file is not None  # required by the configuration
-        check_schema(inputs, config.origin)
+        self._mapped = MappedFields(
+            inputs, PROVIDED, mapping="Lending Club", origin=config.origin
+        )
         self.on_error = on_error
         self.problems: list[RecordProblem] = []
         self._tally: _Tally | None = None
         self._path = config.file
         self._name = config.file.name
         self._limit = config.limit
-        self._fields = {
-            "customer": inputs.customer,
-            "invoice": inputs.invoice,
-            "payment": inputs.payment,
-        }
         if not self._path.is_file():
             raise SourceConfigError(f"{config.origin}: file: no such file {self._path}")
         file_hash = fingerprint(self._path, "utf-8")
@@ -704,46 +665,15 @@ class LendingClubSource:
         seen[loan.id] = line
 
         records = loan_records(loan)
-        problem = self._too_long(records)
+        problem = self._mapped.too_long(records)
         if problem is not None:
             self._report(line, loan.id, problem)
             return None
         tally.add(loan)
-        return self._select(records)
+        return self._mapped.select(records)
 
     def _report(self, line: int, loan_id: str | None, message: str) -> None:
         self.problems.append(RecordProblem(self._name, line, loan_id, message))
-
-    def _too_long(self, records: CustomerRecords) -> str | None:
-        """A value longer than its declared max_length: the engine relies on
-        it for SMS lengths, so such a record is a problem, not a surprise."""
-        for record, values in (
-            ("customer", [records.customer]),
-            ("invoice", records.invoices),
-        ):
-            for name, declared in self._fields[record].items():
-                if declared.max_length is None:
-                    continue
-                for value in values:
-                    text = value.get(name)
-                    if isinstance(text, str) and len(text) > declared.max_length:
-                        return (
-                            f"{record}.{name}: {text!r} has {len(text)} characters,"
-                            f" more than the declared max_length {declared.max_length}"
-                        )
-        return None
-
-    def _select(self, records: CustomerRecords) -> CustomerRecords:
-        """Keep exactly the declared fields."""
-
-        def pick(record: Record, fields: Mapping[str, Field]) -> Record:
-            return {name: record[name] for name in fields}
-
-        return CustomerRecords(
-            customer=pick(records.customer, self._fields["customer"]),
-            invoices=[pick(i, self._fields["invoice"]) for i in records.invoices],
-            payments=[pick(p, self._fields["payment"]) for p in records.payments],
-        )
 
 
 class _Tally:

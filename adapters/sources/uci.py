@@ -43,7 +43,8 @@ from adapters.sources.config import (
     read_failures,
 )
 from adapters.sources.csvsource import fingerprint, open_text
-from dsl.model import Field, InputSchema
+from adapters.sources.mapped import MappedFields
+from dsl.model import InputSchema
 from dsl.types import BOOL, DATE, INT, MONEY, STRING, Type
 from engine.records import CustomerRecords, RecordProblem
 from engine.scope import Record
@@ -154,46 +155,6 @@ PROVIDED: dict[str, dict[str, Type]] = {
 }
 
 
-def _fits(declared: Type, provided: Type) -> bool:
-    """A declared type the mapping's values satisfy."""
-    if declared.as_required() == provided.as_required():
-        return declared.nullable or not provided.nullable
-    # Money values are Decimals: a schema may call them plain decimals.
-    return (
-        provided.name == "money"
-        and declared.name == "decimal"
-        and (declared.nullable or not provided.nullable)
-    )
-
-
-def check_schema(inputs: InputSchema, origin: str) -> None:
-    """SourceConfigError when the schema declares what the mapping lacks."""
-    for record, fields in (
-        ("customer", inputs.customer),
-        ("invoice", inputs.invoice),
-        ("payment", inputs.payment),
-    ):
-        provided = PROVIDED[record]
-        for name, declared in fields.items():
-            if name not in provided:
-                raise SourceConfigError(
-                    f"{origin}: the UCI mapping cannot fill {record}.{name}"
-                    f"{did_you_mean(name, provided)}; it provides:"
-                    f" {', '.join(provided)}"
-                )
-            if not _fits(declared.type, provided[name]):
-                raise SourceConfigError(
-                    f"{origin}: {record}.{name} is declared {declared.type}, the UCI"
-                    f" mapping gives {provided[name]}"
-                    + (
-                        " (some customers have none: declare it"
-                        f" {declared.type.as_nullable()})"
-                        if provided[name].nullable
-                        else ""
-                    )
-                )
-
-
 @dataclass(frozen=True)
 class _Row:
     line: int
@@ -207,18 +168,15 @@ class UciCreditCardSource:
         self, config: SourceConfig, inputs: InputSchema, *, on_error: str = "fail"
     ) -> None:
         assert config.file is not None  # required by the configuration
-        check_schema(inputs, config.origin)
+        self._mapped = MappedFields(
+            inputs, PROVIDED, mapping="UCI", origin=config.origin
+        )
         self.on_error = on_error
         self.problems: list[RecordProblem] = []
         self._counts: dict[str, int] = {}
         self._path = config.file
         self._name = config.file.name
         self._limit = config.limit
-        self._fields = {
-            "customer": inputs.customer,
-            "invoice": inputs.invoice,
-            "payment": inputs.payment,
-        }
         if not self._path.is_file():
             raise SourceConfigError(f"{config.origin}: file: no such file {self._path}")
         file_hash = fingerprint(self._path, "utf-8")
@@ -298,7 +256,7 @@ class UciCreditCardSource:
                 continue
             seen.add(item.values["ID"])
             records = map_row(item.values, counts)
-            problem = self._too_long(records)
+            problem = self._mapped.too_long(records)
             if problem:
                 self.problems.append(
                     RecordProblem(
@@ -307,40 +265,9 @@ class UciCreditCardSource:
                 )
                 continue
             yielded += 1
-            yield self._select(records)
+            yield self._mapped.select(records)
         for note in self.notes:
             logger.info("%s: %s", self._name, note)
-
-    def _too_long(self, records: CustomerRecords) -> str | None:
-        """A value longer than its declared max_length (a mapping problem the
-        schema can catch: the engine relies on it for SMS lengths)."""
-        for record, values in (
-            ("customer", [records.customer]),
-            ("invoice", records.invoices),
-        ):
-            for name, declared in self._fields[record].items():
-                if declared.max_length is None:
-                    continue
-                for value in values:
-                    text = value.get(name)
-                    if isinstance(text, str) and len(text) > declared.max_length:
-                        return (
-                            f"{record}.{name}: {text!r} has {len(text)} characters,"
-                            f" more than the declared max_length {declared.max_length}"
-                        )
-        return None
-
-    def _select(self, records: CustomerRecords) -> CustomerRecords:
-        """Keep exactly the declared fields."""
-
-        def pick(record: Record, fields: dict[str, Field]) -> Record:
-            return {name: record[name] for name in fields}
-
-        return CustomerRecords(
-            customer=pick(records.customer, self._fields["customer"]),
-            invoices=[pick(i, self._fields["invoice"]) for i in records.invoices],
-            payments=[pick(p, self._fields["payment"]) for p in records.payments],
-        )
 
 
 def whole_number(text: str) -> int | None:
