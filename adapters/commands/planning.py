@@ -14,7 +14,8 @@ The plan is written as canonical JSON Lines in UTF-8 whatever the locale,
 header first: actions are spooled (in memory up to a few MB, then in a
 temporary file) until the source has been read and its digest is known.
 
-Exit codes (adapters/exitcodes.py): 0 plan written; 2 usage error, and for
+Exit codes (adapters/exitcodes.py): 0 plan written; 2 usage error (an
+`--output` file that cannot be written among them), and for
 `explain` a customer that is not in the data; 3 bad input records with
 `--on-bad-record fail` (the default; the problems are listed on stderr and
 no plan is written); 4 an invalid ruleset (its diagnostics on stderr) or an
@@ -38,6 +39,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from adapters import exitcodes
+from adapters.asof import out_of_range
 from adapters.outcome import OutcomeFieldError, OutcomeTally, outcome_field
 from adapters.sources import SourceConfigError, open_source
 from dsl.diagnostics import PolicyError
@@ -66,7 +68,8 @@ def parse_as_of(text: str | None, zone: ZoneInfo) -> dt.datetime:
     value = text.strip()
     try:
         if len(value) == 10:
-            return local_datetime(dt.date.fromisoformat(value), dt.time(0), zone)
+            day = dt.date.fromisoformat(value)
+            return local_datetime(check_day(day, "--as-of"), dt.time(0), zone)
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
@@ -74,20 +77,30 @@ def parse_as_of(text: str | None, zone: ZoneInfo) -> dt.datetime:
             "(2024-11-15T10:30, 2024-11-15T10:30-03:00)",
             param_hint="--as-of",
         ) from None
+    check_day(moment.date(), "--as-of")
     if moment.tzinfo is None:
         return local_datetime(moment.date(), moment.time(), zone)
     return moment.astimezone(zone)
+
+
+def check_day(day: dt.date, option: str) -> dt.date:
+    """`day`, when it is one a plan can be made for; else a usage error."""
+    problem = out_of_range(day)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint=option)
+    return day
 
 
 def parse_since(text: str | None) -> dt.date | None:
     if text is None:
         return None
     try:
-        return dt.date.fromisoformat(text.strip())
+        day = dt.date.fromisoformat(text.strip())
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is not an ISO date (2024-11-15)", param_hint="--since"
         ) from None
+    return check_day(day, "--since")
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -289,14 +302,22 @@ def _echo_notes(notes: list[str], qualifier: str = "") -> None:
 
 @contextmanager
 def _destination(output: str | None) -> Iterator[IO[bytes]]:
-    """Bytes, so the locale never picks the encoding or the line ends."""
+    """Bytes, so the locale never picks the encoding or the line ends.
+
+    A file that cannot be opened, written or closed (a read-only place, a
+    full disk, a special file) is a usage error naming the file.
+    """
     if output is None:
         stream = sys.stdout.buffer
         yield stream
         stream.flush()
         return
-    with open(output, "wb") as file:
-        yield file
+    try:
+        with open(output, "wb") as file:
+            yield file
+    except OSError as error:
+        reason = error.strerror or str(error)
+        _fail(f"--output {output}: cannot write the file: {reason}", exitcodes.USAGE)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import click
 
 from adapters import exitcodes
-from adapters.commands.planning import data_option
+from adapters.commands.planning import check_day, data_option
 from adapters.commands.validating import DEFAULT_PATH
 from adapters.diff import (
     DiffError,
@@ -77,6 +77,11 @@ def test(
     for path in paths:
         if not path.exists():
             raise click.BadParameter(f"{path} does not exist", param_hint="PATHS")
+    if not paths and not Path(DEFAULT_PATH).exists():
+        raise click.BadParameter(
+            f"no PATH given and the default, {DEFAULT_PATH}, does not exist here",
+            param_hint="PATHS",
+        )
     run = run_tests(paths or (Path(DEFAULT_PATH),))
     below = run.below(min_coverage) if min_coverage is not None else []
 
@@ -209,11 +214,12 @@ def _date(text: str | None, option: str) -> dt.date | None:
     if text is None:
         return None
     try:
-        return dt.date.fromisoformat(text.strip())
+        day = dt.date.fromisoformat(text.strip())
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is not an ISO date (2026-03-09)", param_hint=option
         ) from None
+    return check_day(day, option)
 
 
 def _time(text: str) -> dt.time:

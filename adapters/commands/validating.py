@@ -42,6 +42,11 @@ def validate(paths: tuple[Path, ...], output_format: str, strict: bool) -> None:
 
     A PATH is a ruleset file, a ruleset directory or a directory of rulesets.
     """
+    if not paths and not Path(DEFAULT_PATH).exists():
+        raise click.BadParameter(
+            f"no PATH given and the default, {DEFAULT_PATH}, does not exist here",
+            param_hint="PATHS",
+        )
     rulesets = _rulesets(paths or (Path(DEFAULT_PATH),))
 
     diagnostics: set[Diagnostic] = set()

@@ -7,6 +7,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+from adapters.asof import out_of_range
 from adapters.policytest.cases import (
     BAD_VALUE,
     DEFAULT_RUN_TIME,
@@ -137,11 +138,17 @@ class NodeReader:
         if raw is not None:
             try:
                 if len(raw) == 10:
-                    day = dt.date.fromisoformat(raw)
-                    return local_datetime(day, DEFAULT_RUN_TIME, self.zone)
-                value = dt.datetime.fromisoformat(raw)
+                    value = dt.datetime.combine(
+                        dt.date.fromisoformat(raw), DEFAULT_RUN_TIME
+                    )
+                else:
+                    value = dt.datetime.fromisoformat(raw)
             except ValueError:
                 value = None
+            problem = out_of_range(value.date()) if value is not None else None
+            if problem is not None:
+                self.error(node.location, BAD_VALUE, f"{what}: {problem}")
+                return None
             if value is not None and value.tzinfo is None:
                 return local_datetime(value.date(), value.time(), self.zone)
             if value is not None:

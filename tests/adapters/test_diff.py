@@ -546,6 +546,12 @@ def test_bad_dates_and_ranges(tmp_path: Path) -> None:
     )
     assert code == 2 and "is before --from" in err
 
+    for option in ("--from", "--to"):
+        code, _, err = run(
+            "diff", str(old), str(old), "--data", str(DATA), option, "9999-12-31"
+        )
+        assert code == 2 and "outside the supported days" in err
+
 
 def test_an_invalid_new_version_exits_4_with_its_diagnostics(tmp_path: Path) -> None:
     old = version(tmp_path, "old")

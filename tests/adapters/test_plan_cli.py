@@ -108,6 +108,57 @@ def test_a_bad_as_of_is_a_usage_error() -> None:
     assert "'amanhã' is not an ISO date" in err
 
 
+@pytest.mark.parametrize(
+    "when", ["9999-12-31T23:59", "0001-01-01", "9999-12-31T23:59+05:00", "1899-12-31"]
+)
+@pytest.mark.parametrize("command", ["plan", "explain", "run"])
+def test_an_as_of_beyond_the_supported_days_is_a_usage_error(
+    command: str, when: str, tmp_path: Path
+) -> None:
+    extra = {
+        "explain": ["--customer", "c1"],
+        "run": ["--dry-run", "--state-dir", str(tmp_path)],
+    }.get(command, [])
+    code, _, err = run(command, POLICY, "--data", DATA, "--as-of", when, *extra)
+    assert code == exitcodes.USAGE
+    assert "outside the supported days (1900-01-01 to 2199-12-31)" in err
+
+
+def test_the_ends_of_the_supported_days_plan() -> None:
+    for when in ("1900-01-01", "2199-12-31T23:59"):
+        assert plan_lines("--as-of", when)[0]["ruleset"] == "regua"
+
+
+def test_since_beyond_the_supported_days_is_a_usage_error() -> None:
+    code, _, err = run("plan", POLICY, "--data", DATA, "--since", "0001-01-01")
+    assert code == exitcodes.USAGE
+    assert "--since" in err and "outside the supported days" in err
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "missing-folder/plan.jsonl",
+        pytest.param(
+            "/dev/full",
+            marks=pytest.mark.skipif(
+                not Path("/dev/full").exists(), reason="no /dev/full here"
+            ),
+        ),
+    ],
+)
+def test_an_output_file_that_cannot_be_written_is_a_clear_error(
+    target: str, tmp_path: Path
+) -> None:
+    path = target if target.startswith("/") else str(tmp_path / target)
+    for output_format in ("jsonl", "table"):
+        code, _, err = run(
+            "plan", POLICY, "--data", DATA, "--format", output_format, "-o", path
+        )
+        assert code == exitcodes.USAGE
+        assert f"error: --output {path}: cannot write the file:" in err
+
+
 def test_output_file_and_table(tmp_path: Path) -> None:
     target = tmp_path / "plan.jsonl"
     code, out, _ = run(

@@ -440,6 +440,30 @@ def test_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     assert "does not exist" in err
 
 
+@pytest.mark.parametrize("command", ["test", "validate"])
+def test_a_missing_default_path_is_a_usage_error(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no rulesets/ here
+    code, _, err = run(command)
+    assert code == 2
+    assert "the default, rulesets/, does not exist here" in err
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31T23:59"])
+def test_an_as_of_beyond_the_supported_days_is_a_mistake_in_the_file(
+    varejo: Path, as_of: str
+) -> None:
+    path = write_test(varejo, PASSING_CASE.replace('"2026-03-09"', f'"{as_of}"'))
+
+    with pytest.raises(PolicyError) as raised:
+        load_test_file(path, load_ruleset(varejo))
+
+    [diagnostic] = raised.value.diagnostics
+    assert diagnostic.location.line == line_of(path, as_of)
+    assert "outside the supported days" in diagnostic.message
+
+
 def test_a_single_file_ruleset_is_named_by_its_test_file(tmp_path: Path) -> None:
     shutil.copy(
         ROOT / "tests" / "adapters" / "fixtures" / "diff" / "ruleset" / "ruleset.yaml",
