@@ -58,7 +58,13 @@ class LocaleFormatter:
         return round_money(value, self.currency_digits)
 
     def money(self, value: Decimal) -> str:
-        rounded = self.round(value)
+        try:
+            rounded = self.round(value)
+        except ArithmeticError:
+            # Too many digits to hold to the cent: no bill has such an
+            # amount, and the planner refuses one before any copy is made;
+            # an explanation still shows what the record holds.
+            return f"{value} {self.currency}"
         text = self._money.get(rounded)
         if text is None:
             text = self._format_money(rounded)

@@ -48,6 +48,7 @@ from decimal import Decimal
 from typing import Any
 
 from dsl import sms
+from dsl.diagnostics import Location
 from dsl.model import Band
 from engine import ENGINE_VERSION
 from engine.compiler import (
@@ -75,6 +76,16 @@ from engine.runtime import EvaluationError
 from engine.scope import Record, Scope
 
 logger = logging.getLogger(__name__)
+
+# What planning may raise on values out of any sane range: decimal traps
+# (InvalidOperation when a sum outgrows the precision, ...), a date beyond
+# year 9999 (OverflowError, ValueError).
+DATA_FAILURES: tuple[type[Exception], ...] = (ArithmeticError, ValueError)
+
+# Data sources refuse amounts with more than 15 digits before the point
+# (adapters.sources.parsing); the engine holds records from any source to
+# the same bound, so that every sum it makes keeps its cents.
+AMOUNT_LIMIT = Decimal(10) ** 15
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,14 @@ def plan_customer(
     try:
         actions = planner.plan()
     except EvaluationError as exc:
-        actions = [planner.error_action(exc)]
+        actions = [planner.error_action(exc.message, exc.location)]
+    except DATA_FAILURES as exc:
+        # Arithmetic outside compiled expressions (sums of amounts, rounding,
+        # a date pushed past year 9999) can fail on values no source should
+        # deliver; it stays this customer's problem, as an expression's would.
+        logger.debug("planning customer %s failed", planner.customer_id, exc_info=True)
+        message = f"cannot plan this customer: {_reason(exc)}"
+        actions = [planner.error_action(message)]
     actions.sort(key=Action.sort_key)
     return CustomerPlan(
         customer_id=planner.customer_id,
@@ -207,9 +225,14 @@ class _CustomerPlanner:
         self.trace = CustomerTrace(self.customer_id, now, since)
         self.actions: list[Action] = []
         self._addresses: dict[str, Address] = {}
+        self.invoices: list[InvoiceState] = []
 
-        # Invoices as of today, history and exposure: facts, no policy yet.
-        calendar = compiled.calendar
+    def _facts(self) -> None:
+        """Invoices as of today, history and exposure: facts, no policy yet.
+        Part of planning, so that arithmetic failing on a record's values
+        ends in this customer's error action."""
+        calendar = self.compiled.calendar
+        records = self.records
         self.invoices = prepare_invoices(records, calendar, self.today)
         history = CustomerHistory(self.invoices, records.payments, self.today, calendar)
         open_invoices = [s for s in self.invoices if s.is_open]
@@ -218,8 +241,8 @@ class _CustomerPlanner:
             customer=records.customer,
             history=history,
             today=self.today,
-            now=now,
-            fmt=compiled.formatter,
+            now=self.now,
+            fmt=self.compiled.formatter,
             calendar=calendar,
             exposure=exposure,
             open_invoices=len(open_invoices),
@@ -228,8 +251,10 @@ class _CustomerPlanner:
         self.trace.aggregates = history
         self.trace.exposure = exposure
         self.trace.open_invoices = len(open_invoices)
+        _check_amounts(records)
 
     def plan(self) -> list[Action]:
+        self._facts()
         self._score()
         segment = self._segment()
         blocked = self._credit()
@@ -803,10 +828,16 @@ class _CustomerPlanner:
             why=why,
         )
 
-    def error_action(self, error: EvaluationError) -> Action:
-        """The one action of a customer whose planning failed."""
-        where = self.ruleset.portable(error.location)
-        self.trace.error = f"{where}: {error.message}"
+    def error_action(self, message: str, location: Location | None = None) -> Action:
+        """The one action of a customer whose planning failed; `location` is
+        the policy expression that failed, when one did."""
+        why: dict[str, Any] = {"error": message}
+        if location is None:
+            self.trace.error = message
+        else:
+            where = self.ruleset.portable(location)
+            why["location"] = where
+            self.trace.error = f"{where}: {message}"
         return Action(
             id=action_id(
                 self.ruleset.name,
@@ -832,7 +863,7 @@ class _CustomerPlanner:
             message=None,
             cost=None,
             details={},
-            why={"error": error.message, "location": where},
+            why=why,
         )
 
     def _segment_why(self) -> dict[str, Any]:
@@ -939,6 +970,26 @@ def plan(
 ) -> Plan:
     """Plan every customer of `source` as of `as_of` (an aware datetime)."""
     return Plan(compiled, source, as_of, since, on_customer)
+
+
+def _check_amounts(records: CustomerRecords) -> None:
+    """ValueError for an amount no bill can have: from `AMOUNT_LIMIT` on,
+    sums no longer hold every cent, so nothing is planned from them."""
+    for kind, rows in (("invoice", records.invoices), ("payment", records.payments)):
+        for row in rows:
+            amount = row["amount"]
+            if abs(amount) >= AMOUNT_LIMIT:
+                ident = row["id"] if kind == "invoice" else row["invoice_id"]
+                raise ValueError(
+                    f"{kind} {ident}: amount {amount} is out of range"
+                    " (more than 15 digits before the decimal point)"
+                )
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ArithmeticError):
+        return "an amount or a date is out of range (arithmetic failed)"
+    return str(error) or type(error).__name__
 
 
 def _plain_text(rendered: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from adapters.sources.parsing import FieldParser, ParseOptions, ValueProblem
+from adapters.sources.parsing import ParseOptions, ValueProblem, record_parsers
 from adapters.sources.parsing import parse_record as parse_fields
 from dsl.model import InputSchema
 from engine.records import CustomerRecords, RecordProblem
@@ -106,17 +106,7 @@ class GroupedSource:
         self.max_records_held = 0  # the most parsed records held at once
         self._streams = streams
         self._digest = digest
-        self._parsers = {
-            collection: {
-                name: FieldParser(declared, options)
-                for name, declared in fields.items()
-            }
-            for collection, fields in (
-                ("customers", schema.customer),
-                ("invoices", schema.invoice),
-                ("payments", schema.payment),
-            )
-        }
+        self._parsers = record_parsers(schema, options)
         self._base_notes = list(self.notes)
         self._null_words = frozenset(options.null_words)
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dsl.model import Field
+from dsl.model import Field, InputSchema
 from dsl.types import Type
 from engine.scope import Duration
 
@@ -26,6 +26,12 @@ from engine.scope import Duration
 # Compared case-insensitively, after stripping spaces.
 DEFAULT_TRUE_WORDS = ("true", "t", "yes", "y", "sim", "s", "1")
 DEFAULT_FALSE_WORDS = ("false", "f", "no", "n", "não", "nao", "0")
+
+# No bill, payment or rate in any currency needs more digits before the
+# point; beyond it, arithmetic at Decimal's 28 digits starts rounding the
+# cents away (and quantizing to them fails), so a larger value is refused as
+# a bad record rather than planned wrongly.
+MAX_INTEGER_DIGITS = 15
 
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _PLAIN_INT = re.compile(r"[+-]?\d+")
@@ -90,10 +96,13 @@ Parser = Callable[[object], object]
 class FieldParser:
     """Parses values of one declared field."""
 
-    def __init__(self, field_: Field, options: ParseOptions) -> None:
+    def __init__(
+        self, field_: Field, options: ParseOptions, *, sign: Sign | None = None
+    ) -> None:
         self.name = field_.name
         self.type = field_.type
         self.max_length = field_.max_length
+        self.sign = sign
         self._options = options
         self._parse = _parser_for(field_.type, options)
         self._parse_text = _text_parser_for(field_.type, options, self._parse)
@@ -126,7 +135,57 @@ class FieldParser:
                 f"{value!r} has {len(value)} characters, more than the"
                 f" declared max_length {limit}"
             )
+        if self.sign is not None and isinstance(value, Decimal):
+            self.sign.check(value)
         return value
+
+
+@dataclass(frozen=True)
+class Sign:
+    """What sign a number of one field may have, and why."""
+
+    allow_zero: bool
+    reason: str
+
+    def check(self, value: Decimal) -> None:
+        if value > 0 or (value == 0 and self.allow_zero):
+            return
+        wanted = "zero or more" if self.allow_zero else "positive"
+        raise ValueProblem(f"{value} must be {wanted}: {self.reason}")
+
+
+# Signs the engine relies on. An invoice of zero or less is a credit, not a
+# bill to remind anyone of (the UCI mapping reads such statements the same
+# way); a negative payment would raise what is due behind the customer's back.
+SIGNS: dict[tuple[str, str], Sign] = {
+    ("invoices", "amount"): Sign(
+        allow_zero=False,
+        reason="a credit note or an empty bill is not an invoice to remind of",
+    ),
+    ("payments", "amount"): Sign(
+        allow_zero=True,
+        reason="a reversal is written by removing or correcting the payment",
+    ),
+}
+
+
+def record_parsers(
+    schema: InputSchema, options: ParseOptions
+) -> dict[str, dict[str, FieldParser]]:
+    """Parsers of every declared field, by collection (`customers`,
+    `invoices`, `payments`), with the signs in `SIGNS`."""
+    collections = (
+        ("customers", schema.customer),
+        ("invoices", schema.invoice),
+        ("payments", schema.payment),
+    )
+    return {
+        collection: {
+            name: FieldParser(declared, options, sign=SIGNS.get((collection, name)))
+            for name, declared in fields.items()
+        }
+        for collection, fields in collections
+    }
 
 
 def _text_parser_for(
@@ -155,7 +214,11 @@ def _plain_decimal_text(places: int | None, general: Parser) -> Callable[[str], 
     def parse(text: str) -> object:
         if _PLAIN_NUMBER.fullmatch(text):
             point = text.find(".")
-            if places is None or point < 0 or len(text) - point - 1 <= places:
+            digits = (point if point >= 0 else len(text)) - (text[0] in "+-")
+            fits = digits <= MAX_INTEGER_DIGITS
+            if fits and (
+                places is None or point < 0 or len(text) - point - 1 <= places
+            ):
                 return Decimal(text)
         return general(text)
 
@@ -278,6 +341,7 @@ def _decimal_parser(options: ParseOptions, *, places: int | None) -> Parser:
             raise ValueProblem(f"{_describe(raw)} is not a number")
         if not value.is_finite():
             raise ValueProblem(f"{_describe(raw)} is not a finite number")
+        _check_magnitude(raw, value)
         # Text with no more places than allowed needs no look at the digits.
         if (
             places is not None
@@ -294,6 +358,14 @@ def _decimal_parser(options: ParseOptions, *, places: int | None) -> Parser:
     return parse
 
 
+def _check_magnitude(raw: object, value: Decimal) -> None:
+    if value != 0 and value.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValueProblem(
+            f"{_describe(raw)} is too large: more than {MAX_INTEGER_DIGITS}"
+            " digits before the decimal point"
+        )
+
+
 def _decimal_places(value: Decimal) -> int:
     """Decimal places that carry a digit: 9.990 has 2, 1E+3 has 0."""
     _, digits, exponent = value.as_tuple()
@@ -307,6 +379,14 @@ def _decimal_places(value: Decimal) -> int:
 
 def _int_parser(options: ParseOptions) -> Parser:
     def parse(raw: object) -> int:
+        value = whole(raw)
+        if len(str(abs(value))) > MAX_INTEGER_DIGITS:
+            raise ValueProblem(
+                f"{_describe(raw)} is too large: more than {MAX_INTEGER_DIGITS} digits"
+            )
+        return value
+
+    def whole(raw: object) -> int:
         if isinstance(raw, bool):
             raise ValueProblem(f"{_describe(raw)} is not a whole number")
         if isinstance(raw, int):
@@ -314,6 +394,8 @@ def _int_parser(options: ParseOptions) -> Parser:
         if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
             return int(raw)
         if isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral():
+            if raw.adjusted() >= MAX_INTEGER_DIGITS:
+                raise ValueProblem(f"{_describe(raw)} is too large")
             return int(raw)
         if isinstance(raw, str):
             body = _normalize_number(raw, options)
