@@ -670,12 +670,16 @@ class _CustomerPlanner:
             details["combined"] = [m.invoice.id for m in group]
 
         rendered = None
+        cost = None
         if message.decision == "send":
+            assert channel is not None
             rendered = self._render(message, group)
-            if channel is not None and channel.kind in sms.PLAIN_SPACE_KINDS:
+            cost = channel.channel.cost
+            if channel.kind in sms.PLAIN_SPACE_KINDS:
                 rendered = _plain_text(rendered)
-            if channel is not None and channel.kind == "sms":
-                self._count_segments(channel, rendered, details, why)
+            if channel.kind == "sms":
+                # Providers charge an SMS per segment: `cost` is per segment.
+                cost *= self._count_segments(channel, rendered, details, why)
         outcome = message.decision
         if message.decision == "send" and channel is not None:
             outcome = f"send by {channel.name}"
@@ -699,7 +703,7 @@ class _CustomerPlanner:
             window_start=opening.start if opening else None,
             window_end=opening.end if opening else None,
             message=rendered,
-            cost=channel.channel.cost if channel and rendered else None,
+            cost=cost,
             details=details,
             why=why,
         )
@@ -710,10 +714,11 @@ class _CustomerPlanner:
         rendered: dict[str, Any],
         details: dict[str, Any],
         why: dict[str, Any],
-    ) -> None:
+    ) -> int:
         """SMS length and encoding of the rendered copy, and a warning above
         the channel's `max_segments` (the message still goes: the policy
-        asked for a warning, and cutting copy would change its meaning)."""
+        asked for a warning, and cutting copy would change its meaning).
+        Returns the number of segments."""
         counted = sms.count(rendered["body"])
         details["sms"] = {
             "encoding": counted.encoding,
@@ -726,6 +731,7 @@ class _CustomerPlanner:
                 f"{counted.segments} SMS segments ({counted.encoding}), "
                 f"above max_segments {limit} of channel {channel.name}"
             ]
+        return counted.segments
 
     def _render(
         self, message: PendingMessage, group: list[PendingMessage]
