@@ -535,6 +535,22 @@ class Ledger:
             ).scalar()
         return _aware(found)
 
+    def completed_runs(
+        self, ruleset: str, as_of_from: dt.datetime
+    ) -> list[tuple[dt.date | None, dt.datetime]]:
+        """(since, as_of) of the completed runs of `ruleset` that planned
+        for `as_of_from` or later: the days those runs evaluated."""
+        runs = self.tables["runs"]
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.since, runs.c.as_of_utc).where(
+                    runs.c.ruleset == ruleset,
+                    runs.c.status == RUN_COMPLETED,
+                    runs.c.as_of_utc >= _utc(as_of_from),
+                )
+            ).all()
+        return [(row.since, row.as_of_utc.replace(tzinfo=dt.UTC)) for row in rows]
+
     def runs(self, ruleset: str | None = None) -> list[dict[str, Any]]:
         """Every run, oldest first (for reports and tests)."""
         runs = self.tables["runs"]
@@ -987,6 +1003,27 @@ class Ledger:
                 )
                 for row in conn.execute(query):
                     found[row.step_key] = StepHolder(row.action_id, row.state)
+        return found
+
+    def planned_steps(
+        self, step_keys: Iterable[str], *, skipped_for: Sequence[str] = ()
+    ) -> set[str]:
+        """The step keys among `step_keys` that a run planned to send: an
+        action of the step was planned, tried or sent, or skipped for one
+        of the reasons `skipped_for` (its window closed, say)."""
+        actions = self.tables["actions"]
+        keys = list(dict.fromkeys(step_keys))
+        found: set[str] = set()
+        with self._begin() as conn:
+            for chunk in _chunks(keys):
+                query = sa.select(actions.c.step_key).where(
+                    actions.c.step_key.in_(chunk),
+                    sa.or_(
+                        actions.c.state != SKIPPED,
+                        actions.c.reason.in_(list(skipped_for)),
+                    ),
+                )
+                found.update(str(key) for key in conn.scalars(query))
         return found
 
     def action(self, action_id: str) -> dict[str, Any] | None:

@@ -9,7 +9,11 @@ One run goes through these steps:
 3. plan for the run's instant, passing the planner `since`: the date of
    the last completed run, or the start of the catch-up grace when that
    is earlier, so steps missed while no run happened are either sent late
-   within the grace or reported as missed;
+   within the grace or reported as missed. A late step goes out only if
+   a run would have sent it on its day but none did: no completed run
+   evaluated that day, or one planned the step and did not get to send
+   it. Otherwise (the segment or the data changed since) it is skipped as
+   `not_due_when_run`;
 4. plan everything before sending anything: actions are spooled (kept in
    memory up to a few megabytes, then in a temporary file in the state
    dir), so that bad input records can stop the run before any message
@@ -78,6 +82,7 @@ from adapters.runreport import (
     ALREADY_SENT,
     BEING_SENT,
     FAILED_BEFORE,
+    NOT_DUE_WHEN_RUN,
     OUT_FAILED_PERMANENT,
     OUT_FAILED_TEMPORARY,
     OUT_MISSED,
@@ -96,6 +101,7 @@ from adapters.runreport import (
     MessageSample,
     RunReport,
 )
+from engine.frequency import CATCH_UP
 from engine.plan import Action, canonical_json
 from engine.records import RecordProblem
 
@@ -120,6 +126,10 @@ _NOT_CLAIMED = {
 
 # Actions are recorded, and looked up in the ledger, this many at a time.
 _BATCH = 500
+
+# A step skipped for these reasons was due: only the window (of a run or
+# of the policy's `outside_window: drop`) kept it from going out that day.
+_DUE_BUT_OUTSIDE_WINDOW = (WINDOW_CLOSED, "dropped")
 
 
 class RunnerError(Exception):
@@ -239,6 +249,10 @@ class Runner:
         self._started = 0.0
         self._as_of = _utc_now()
         self._renewed = 0.0
+        # Days (in the ruleset's zone) a completed earlier run evaluated.
+        self._evaluated: frozenset[dt.date] = frozenset()
+        # Late actions no run would have sent on their day -> that day.
+        self._not_due: dict[str, dt.date] = {}
 
     # -- the run ------------------------------------------------------------
 
@@ -267,6 +281,7 @@ class Runner:
         self, report: RunReport, source: PlanInput, ledger: Ledger
     ) -> RunReport:
         report.since = self._since(source)
+        self._evaluated = self._evaluated_days(source)
         run_id = ledger.start_run(
             self.ruleset,
             self._as_of,
@@ -307,9 +322,11 @@ class Runner:
     def _dry_run(self, report: RunReport, source: PlanInput) -> RunReport:
         """Plan and report what a run would do; write and send nothing."""
         report.since = self._since(source)
+        self._evaluated = self._evaluated_days(source)
         with self._spool() as spool:
             self._plan(report, source, spool)
             for batch in _batches(_read(spool)):
+                self._not_due.update(self._late_not_due(batch))
                 states, holders = self._known(batch)
                 for action in batch:
                     outcome = self._decide(action, states, holders)
@@ -331,12 +348,60 @@ class Runner:
         """The first day the planner looks at (None: its own default)."""
         if self.ledger is None:
             return None
+        grace_start = self._grace_start(source)
         last = self.ledger.last_completed_as_of(self.ruleset)
         if last is None:
-            return None
-        today = self._as_of.astimezone(self.zone).date()
-        grace_start = today - dt.timedelta(days=source.catch_up_days)
+            # Spelled out (it is the planner's default) so that the run row
+            # says which days this run evaluated.
+            return grace_start
         return min(last.astimezone(self.zone).date(), grace_start)
+
+    def _today(self) -> dt.date:
+        return self._as_of.astimezone(self.zone).date()
+
+    def _grace_start(self, source: PlanInput) -> dt.date:
+        return self._today() - dt.timedelta(days=source.catch_up_days)
+
+    def _evaluated_days(self, source: PlanInput) -> frozenset[dt.date]:
+        """The days of the catch-up grace, before today, that a completed
+        run evaluated (planned the ladder steps of)."""
+        if self.ledger is None:
+            return frozenset()
+        first = self._grace_start(source)
+        today = self._today()
+        days: set[dt.date] = set()
+        start = dt.datetime.combine(first, dt.time(), self.zone)
+        for since, as_of in self.ledger.completed_runs(self.ruleset, start):
+            last = as_of.astimezone(self.zone).date()
+            # A run from before `since` was always recorded vouches only
+            # for its own day.
+            day = max(since or last, first)
+            while day <= min(last, today - dt.timedelta(days=1)):
+                days.add(day)
+                day += dt.timedelta(days=1)
+        return frozenset(days)
+
+    def _late_not_due(self, actions: Sequence[Action]) -> dict[str, dt.date]:
+        """The late (catch-up) sends among `actions` that no run would have
+        sent on their day: a completed run evaluated that day and did not
+        plan the step. Ask before this run records `actions`."""
+        candidates: dict[str, tuple[dt.date, str]] = {}
+        for action in actions:
+            day = _late_day(action) if _is_send(action) else None
+            key = self._entry(action).step_key
+            if day is not None and day in self._evaluated and key is not None:
+                candidates[action.id] = (day, key)
+        if not candidates or self.ledger is None:
+            return {}
+        planned = self.ledger.planned_steps(
+            (key for _, key in candidates.values()),
+            skipped_for=_DUE_BUT_OUTSIDE_WINDOW,
+        )
+        return {
+            action_id: day
+            for action_id, (day, key) in candidates.items()
+            if key not in planned
+        }
 
     def now(self) -> dt.datetime:
         """The run's instant plus the time it has been running."""
@@ -469,32 +534,29 @@ class Runner:
 
     def _note(self, report: RunReport, spool: IO[str]) -> None:
         """Record every action before the first send: planned messages as
-        `planned`, everything else as `skipped` with its reason."""
+        `planned`, everything else as `skipped` with its reason (late
+        messages no run would have sent on their day, too)."""
         ledger = self._ledger()
         run_id = report.run_id
         assert run_id is not None
-        planned: list[ActionEntry] = []
-        skipped: list[ActionEntry] = []
-        reasons: dict[str, str] = {}
-
-        def flush() -> None:
-            ledger.note(planned, run_id, self.clock(), state=PLANNED)
-            ledger.note(skipped, run_id, self.clock(), state=SKIPPED, reasons=reasons)
-            planned.clear()
-            skipped.clear()
-            reasons.clear()
-            self._renew()
-
-        for action in _read(spool):
-            entry = self._entry(action)
-            if _is_send(action):
-                planned.append(entry)
-            else:
+        for batch in _batches(_read(spool)):
+            not_due = self._late_not_due(batch)
+            self._not_due.update(not_due)
+            planned: list[ActionEntry] = []
+            skipped: list[ActionEntry] = []
+            reasons: dict[str, str] = {}
+            for action in batch:
+                entry = self._entry(action)
+                if _is_send(action) and action.id not in not_due:
+                    planned.append(entry)
+                    continue
                 skipped.append(entry)
                 reasons[action.id] = action.decision
-            if len(planned) + len(skipped) >= _BATCH:
-                flush()
-        flush()
+                if action.id in not_due:
+                    reasons[action.id] = _not_due_reason(not_due[action.id])
+            ledger.note(planned, run_id, self.clock(), state=PLANNED)
+            ledger.note(skipped, run_id, self.clock(), state=SKIPPED, reasons=reasons)
+            self._renew()
 
     # -- sending ------------------------------------------------------------
 
@@ -568,6 +630,9 @@ class Runner:
             outcome.outcome, outcome.reason = OUT_SKIPPED, _NOT_CLAIMED[state]
         elif holder is not None and holder.action_id != action.id:
             _held_elsewhere(outcome, holder)
+        elif action.id in self._not_due:
+            outcome.outcome, outcome.reason = OUT_SKIPPED, NOT_DUE_WHEN_RUN
+            outcome.day = self._not_due[action.id]
         elif action.window_start is not None and now < action.window_start:
             outcome.outcome = OUT_WAITING
         elif action.window_end is not None and now >= action.window_end:
@@ -706,6 +771,18 @@ def _batches(actions: Iterable[Action]) -> Iterator[list[Action]]:
             batch = []
     if batch:
         yield batch
+
+
+def _late_day(action: Action) -> dt.date | None:
+    """The step's own day, for a message the planner sends late."""
+    step = action.why.get("step")
+    if not isinstance(step, Mapping) or step.get("timing") != CATCH_UP:
+        return None
+    return dt.date.fromisoformat(str(step["day"]))
+
+
+def _not_due_reason(day: dt.date) -> str:
+    return f"not due when {day} was run; segment or data changed since"
 
 
 def _is_missed(action: Action) -> bool:

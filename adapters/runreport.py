@@ -4,7 +4,8 @@ Every action of the plan ends the run with one outcome (sent, waiting for
 its window, skipped with a reason, missed, failed, unknown, or recorded
 when it is not a message); the report counts them overall and per channel
 and step, and keeps the lists a person must look at: input problems,
-failures, unknown outcomes, missed steps, step conflicts.
+failures, unknown outcomes, missed steps, step conflicts, late steps that
+were not due when their day was run.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ UNKNOWN_BEFORE = "unknown_outcome_before"
 BEING_SENT = "being_sent_by_another_run"
 STEP_SENT = "step_sent_on_other_channel"
 WINDOW_CLOSED = "window_closed"
+# A late (catch-up) step that a completed run evaluated on its day without
+# planning it: the segment or the data changed since, it was never due.
+NOT_DUE_WHEN_RUN = "not_due_when_run"
 
 
 @dataclass
@@ -60,6 +64,7 @@ class ActionOutcome:
     other_state: str | None = None
     due_date: dt.date | None = None
     fallback_channel: str | None = None  # it went out through this channel
+    day: dt.date | None = None  # the step's own day, when it matters
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +79,7 @@ class ActionOutcome:
             "other_state": self.other_state,
             "fallback_channel": self.fallback_channel,
             "due_date": self.due_date.isoformat() if self.due_date else None,
+            "day": self.day.isoformat() if self.day else None,
         }
 
 
@@ -121,6 +127,7 @@ class RunReport:
     missed: list[ActionOutcome] = field(default_factory=list)
     conflicts: list[ActionOutcome] = field(default_factory=list)
     fallbacks: list[ActionOutcome] = field(default_factory=list)
+    not_due: list[ActionOutcome] = field(default_factory=list)  # late, not due
     notes: list[str] = field(default_factory=list)
     source_notes: list[str] = field(default_factory=list)  # how data was read
     segments: dict[str | None, int] = field(default_factory=dict)  # customers
@@ -146,6 +153,8 @@ class RunReport:
             self.conflicts.append(outcome)
         if outcome.fallback_channel is not None:
             self.fallbacks.append(outcome)
+        if outcome.reason == NOT_DUE_WHEN_RUN:
+            self.not_due.append(outcome)
         if outcome.channel is not None or outcome.step is not None:
             key = (outcome.channel or "-", outcome.step or "-")
             self.by_channel_step.setdefault(key, Counter())[outcome.outcome] += 1
@@ -208,6 +217,7 @@ class RunReport:
             "missed": [m.to_json() for m in self.missed],
             "step_conflicts": [c.to_json() for c in self.conflicts],
             "fallbacks": [f.to_json() for f in self.fallbacks],
+            "not_due_when_run": [n.to_json() for n in self.not_due],
             "notes": list(self.notes),
             "source_notes": list(self.source_notes),
             "segments": [

@@ -501,6 +501,16 @@ def summary_lines(report: RunReport) -> list[str]:
             for f in report.fallbacks
         ],
     )
+    _section(
+        lines,
+        "late steps not sent: not due when their day was run "
+        "(segment or data changed since)",
+        [
+            f"{n.action_id} customer {n.customer_id} step {n.step} "
+            f"of {n.day} (due {n.due_date})"
+            for n in report.not_due
+        ],
+    )
     _section(lines, "notes", report.notes)
     _section(lines, "data source notes", report.source_notes)
     if report.status == "input_errors":

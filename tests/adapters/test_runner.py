@@ -439,14 +439,14 @@ def test_catch_up_starts_at_the_last_completed_run(harness: Harness) -> None:
     provider = ScriptedProvider()
     problem = RecordProblem("x.csv", 1, None, "bad")
 
-    harness.run([], provider)  # the first run ever: the planner's default
+    harness.run([], provider)  # the first run ever: the grace
     harness.run([], provider, as_of=AS_OF + dt.timedelta(days=1))
     harness.run([], provider, as_of=AS_OF + dt.timedelta(days=9), problems=[problem])
     harness.run([], provider, as_of=AS_OF + dt.timedelta(days=10))
     harness.run([], provider, as_of=AS_OF + dt.timedelta(days=10, hours=2))
 
     assert harness.since == [
-        None,
+        dt.date(2024, 10, 4),  # today minus the 2-day grace
         dt.date(2024, 10, 5),  # the grace start is earlier than the last run
         dt.date(2024, 10, 7),  # the last completed run, before the grace
         dt.date(2024, 10, 7),  # the failed run does not count
