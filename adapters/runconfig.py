@@ -107,6 +107,7 @@ class ProviderSpec:
     rate_limit: str | None = None
     retries: RetryPolicy | None = None
     where: str | None = None  # file:line:col of the entry
+    key_where: str | None = None  # file:line:col of its name
 
 
 @dataclass(frozen=True)
@@ -141,13 +142,24 @@ class RunConfig:
         return self.unknown_outcome == "resend"
 
     def provider_for(self, channel: str) -> ProviderSpec | None:
-        """The provider entry serving `channel`, or None when the file
-        gives none. Channels served by one entry share its provider."""
-        if self.outbox_only or not self.providers:
+        """The provider entry serving `channel` in this run, or None when
+        the file gives none. Channels served by one entry share its
+        provider; with `--outbox` every channel goes to the outbox."""
+        if self.outbox_only:
+            return self.outbox_spec()
+        return self.configured_for(channel)
+
+    def configured_for(self, channel: str) -> ProviderSpec | None:
+        """The entry the configuration gives `channel`, `--outbox` or not;
+        None when the file has providers but none for it."""
+        if not self.providers:
             return self.outbox_spec()
         spec = self.providers.get(channel) or self.providers.get(DEFAULT_PROVIDER)
-        if spec is None:
-            return None
+        return None if spec is None else self.resolved(spec)
+
+    def resolved(self, spec: ProviderSpec) -> ProviderSpec:
+        """`spec` ready to build: an outbox entry without a `path` writes
+        to this configuration's outbox file."""
         if spec.kind == OUTBOX_KIND and "path" not in spec.options:
             options = {**spec.options, "path": str(self.outbox_path)}
             return dataclasses.replace(spec, options=options)
@@ -557,5 +569,6 @@ class _Reader:
                 rate_limit=rate_limit,
                 retries=retries,
                 where=self.document.where(path),
+                key_where=self.document.key_where(path),
             )
         return providers

@@ -17,6 +17,7 @@ the lock.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import logging
 import os
@@ -35,7 +36,13 @@ from adapters.providers.base import Provider
 from adapters.providers.options import ProviderConfigError
 from adapters.providers.registry import PROVIDER_KINDS, build_provider
 from adapters.retry import RateLimiter
-from adapters.runconfig import RunConfig, RunConfigError, load_run_config
+from adapters.runconfig import (
+    DEFAULT_PROVIDER,
+    OUTBOX_KIND,
+    RunConfig,
+    RunConfigError,
+    load_run_config,
+)
 from adapters.runner import PlanInput, Route, Runner, RunnerError, RunSettings
 from adapters.runreport import (
     OUT_FAILED_PERMANENT,
@@ -237,6 +244,9 @@ def run(
         if store is not None:
             store.close()
 
+    note = outbox_note(config, ruleset)
+    if note is not None and report.status != STATUS_LOCKED:
+        report.notes.insert(0, note)
     if report.segments:  # the tally counted this run's planning
         report.outcome = tally
     if output_format == "json":
@@ -333,12 +343,52 @@ def _load(path: str) -> tuple[Ruleset, CompiledRuleset]:
         _fail(f"{path}: {error}", exitcodes.CONFIG_ERROR)
 
 
+def _check_entry_names(config: RunConfig, ruleset: Ruleset) -> None:
+    """Every provider entry is named after a channel of the ruleset (or is
+    `default`): a misspelt name would leave its channel to `default`,
+    often the outbox, with every message recorded as sent."""
+    channels = list(ruleset.channels)
+    by_lower = {name.lower(): name for name in channels + [DEFAULT_PROVIDER]}
+    for name, spec in config.providers.items():
+        if name == DEFAULT_PROVIDER or name in ruleset.channels:
+            continue
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+        hint = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+        _fail(
+            f"{spec.key_where or spec.where or config.origin}: provider entry "
+            f"{name!r} names no channel of ruleset {ruleset.name}{hint}; entries "
+            f"are named after its channels ({', '.join(channels)}) or "
+            f"{DEFAULT_PROVIDER!r}",
+            exitcodes.CONFIG_ERROR,
+        )
+
+
+def outbox_note(config: RunConfig, ruleset: Ruleset) -> str | None:
+    """Which channels go to an outbox file rather than to customers, for
+    the summary: a configuration that names real providers may still
+    leave some channels to a `default` outbox."""
+    files: dict[str, list[str]] = {}
+    for channel in ruleset.channels:
+        spec = config.provider_for(channel)
+        if spec is not None and spec.kind == OUTBOX_KIND:
+            files.setdefault(str(spec.options.get("path")), []).append(channel)
+    parts = [
+        f"channel{'s' if len(names) > 1 else ''} {', '.join(names)} to the outbox "
+        f"file {path}"
+        for path, names in files.items()
+    ]
+    if not parts:
+        return None
+    return "; ".join(parts) + " (written there, not sent to customers)"
+
+
 def _routes(
     config: RunConfig, ruleset: Ruleset, env: Mapping[str, str], *, build: bool
 ) -> dict[str, Route]:
     """A route for every channel of the ruleset; channels served by the
     same provider entry share its provider and rate limiter. Without
     `build` (a dry run) the entries are only checked to exist."""
+    _check_entry_names(config, ruleset)
     routes: dict[str, Route] = {}
     shared: dict[str, Route] = {}
     for channel in ruleset.channels:

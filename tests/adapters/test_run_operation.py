@@ -115,3 +115,65 @@ providers:
     assert errors, result.stdout
     assert all("+55 11 9****-**99" in error for error in errors)
     assert all("f***@example.com" in error for error in errors)
+
+
+# -- provider entries name the ruleset's channels --------------------------------
+
+
+@pytest.mark.parametrize(("entry", "column"), [("SMS", 3), ("smss", 3)])
+@pytest.mark.parametrize("mode", [[], ["--dry-run"], ["--outbox", "out.jsonl"]])
+def test_a_misspelt_channel_name_is_a_configuration_error(
+    tmp_path: Path, entry: str, column: int, mode: list[str]
+) -> None:
+    config = write_config(
+        tmp_path,
+        f"""\
+providers:
+  whatsapp: {{kind: outbox, path: {tmp_path / "whatsapp.jsonl"}}}
+  {entry}: {{kind: sms_json, url: "https://sms.example.com/send"}}
+  default: {{kind: outbox}}
+""",
+    )
+
+    result = run_cli(tmp_path, "--config", str(config), *mode)
+
+    assert result.exit_code == exitcodes.CONFIG_ERROR, result.output
+    assert (
+        f"{config}:3:{column}: provider entry {entry!r} names no channel of ruleset "
+        "cobranca_teste (did you mean 'sms'?)"
+    ) in result.stderr
+    assert not (tmp_path / "state").exists()
+    assert not (tmp_path / "whatsapp.jsonl").exists()
+
+
+def test_the_summary_names_the_channels_left_to_the_outbox(tmp_path: Path) -> None:
+    with HttpServer(lambda request: Reply(200, {"id": "m1"})) as server:
+        config = write_config(
+            tmp_path,
+            f"""\
+providers:
+  sms: {{kind: sms_json, url: "{server.url}/sms"}}
+  default: {{kind: outbox}}
+""",
+        )
+        text = run_cli(tmp_path, "--config", str(config))
+        again = run_cli(tmp_path, "--config", str(config), "--format", "json")
+
+    outbox = tmp_path / "state" / "outbox.jsonl"
+    note = f"channel whatsapp to the outbox file {outbox}"
+    assert text.exit_code == exitcodes.OK, text.output
+    assert note in text.stdout
+    assert any(note in line for line in report_of(again)["notes"])
+    assert "sms" not in note.partition(" to ")[0]
+
+
+def test_every_channel_to_the_outbox_is_said_too(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "--format", "json")
+
+    outbox = Path("state") / "outbox.jsonl"
+    notes = report_of(result)["notes"]
+    assert result.exit_code == exitcodes.OK, result.output
+    assert any(
+        f"channels whatsapp, sms to the outbox file {tmp_path / outbox}" in note
+        for note in notes
+    ), notes
