@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from adapters import boundedjson
 from adapters.providers.base import (
     OutboundMessage,
     PermanentFailure,
@@ -62,7 +63,7 @@ class HttpResponse:
     def json(self) -> Any:
         """The body as JSON, or None when it is empty or not JSON."""
         try:
-            return json.loads(self.body.decode("utf-8"))
+            return boundedjson.loads(self.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             return None
 

@@ -34,7 +34,6 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
-import json
 import logging
 import threading
 import time
@@ -44,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from adapters import boundedjson
 from adapters.providers.options import is_loopback
 from adapters.providers.webhook import (
     SIGNATURE_HEADER,
@@ -112,7 +112,7 @@ class ReceiptParser(Protocol):
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body.decode("utf-8"))
+        return boundedjson.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ReceiptRejected(f"body is not JSON: {exc}") from exc
 

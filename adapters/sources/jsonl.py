@@ -9,12 +9,12 @@ digits, never through a binary float; writing money as a string
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
+from adapters import boundedjson
 from adapters.sources.config import (
     COLLECTIONS,
     SourceConfig,
@@ -84,7 +84,7 @@ class JsonLinesFile:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(
+                    obj = boundedjson.loads(
                         line, parse_float=Decimal, parse_constant=_reject_constant
                     )
                 except ValueError as exc:

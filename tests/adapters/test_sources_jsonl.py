@@ -200,3 +200,20 @@ def test_a_file_that_changes_after_opening_is_reported_not_raised(
     assert [(p.row, p.message) for p in source.problems] == [
         (1, "not valid utf-8; the rest of the file is not read")
     ]
+
+
+def test_a_line_nested_too_deeply_is_a_bad_record_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "all.jsonl"
+    deep = '{"record": "customer", "id": "C2", "name": ' + "[" * 50_000 + "]" * 50_000
+    path.write_text(
+        '{"record": "customer", "id": "C1", "name": "A", "vip": true}\n'
+        + deep
+        + ', "vip": true}\n',
+        encoding="utf-8",
+    )
+    source = open_source(str(path), SCHEMA)
+
+    assert [c.customer["id"] for c in source.customers()] == ["C1"]
+    [problem] = source.problems
+    assert problem.row == 2
+    assert "nested deeper than 100 levels" in problem.message

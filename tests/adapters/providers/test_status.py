@@ -417,3 +417,31 @@ def test_the_receiver_refuses_forgeries_and_strangers(
 def test_the_receiver_listens_on_loopback_only(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="loopback only"):
         ReceiptServer({}, ledger.record_delivery_status, host="0.0.0.0")
+
+
+def test_a_signed_body_nested_too_deeply_is_refused_as_malformed(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ReceiptServer(
+        {"whatsapp": WhatsAppReceipts("whatsapp", "app-secret")},
+        ledger.record_delivery_status,
+        clock=lambda: NOW,
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    # Valid JSON, signed with the right secret, far deeper than Python's
+    # decoder can recurse; a string full of brackets is no nesting at all.
+    deep = b"[" * 50_000 + b"]" * 50_000
+    flat = json.dumps(whatsapp_webhook([]) | {"note": "[" * 500}).encode()
+    try:
+        for body, expected in ((deep, 400), (flat, 200)):
+            digest = hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
+            signed = callback(body, {"x-hub-signature-256": f"sha256={digest}"})
+            status, text = post(server, "/receipts/whatsapp", signed)
+            assert status == expected, text
+    finally:
+        server.shutdown()
+        thread.join()
+
+    assert "nested deeper than 100 levels" in caplog.text
+    assert "RecursionError" not in caplog.text
