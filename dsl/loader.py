@@ -67,7 +67,7 @@ from dsl.build import ModelBuilder
 from dsl.diagnostics import Diagnostic, Location, PolicyError, Severity
 from dsl.model import Ruleset
 from dsl.structure import check_structure
-from dsl.yamlread import YMap, YNode, YScalar, read
+from dsl.yamlread import YMap, YNode, YScalar, read, wide_encoding
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +193,16 @@ def _search(directory: Path, found: list[Path]) -> None:
 
 def _declares_ruleset(path: Path) -> bool:
     try:
-        return _RULESET_KEY.search(path.read_bytes()) is not None
+        data = path.read_bytes()
     except OSError:
         return False
+    # A ruleset saved as UTF-16 is still found, so that loading it says
+    # what is wrong with it (E102) rather than "no ruleset here".
+    wide = wide_encoding(data)
+    if wide is not None:
+        text = data.decode(wide, errors="replace").removeprefix("\ufeff")
+        data = text.encode("utf-8")
+    return _RULESET_KEY.search(data) is not None
 
 
 @dataclass

@@ -424,8 +424,52 @@ class _Builder:
         return YMap(items, location)
 
 
+# Byte order marks of the encodings an editor may save a file in instead of
+# UTF-8. UTF-32 first: its little-endian mark starts with UTF-16's.
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32LE"),
+    (b"\x00\x00\xfe\xff", "UTF-32BE"),
+    (b"\xff\xfe", "UTF-16LE"),
+    (b"\xfe\xff", "UTF-16BE"),
+)
+
+
+def wide_encoding(data: bytes) -> str | None:
+    """The UTF-16 or UTF-32 encoding `data` is written in, told by its byte
+    order mark or, without one, by the NUL byte beside each ASCII letter;
+    None for anything else."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return encoding
+    if len(data) >= 4 and data[0] and not any(data[1:4]):
+        return "UTF-32LE"
+    if len(data) >= 4 and not any(data[0:3]) and data[3]:
+        return "UTF-32BE"
+    if len(data) >= 2 and data[0] and not data[1]:
+        return "UTF-16LE"
+    if len(data) >= 2 and not data[0] and data[1]:
+        return "UTF-16BE"
+    return None
+
+
 def decode(path: str, data: bytes) -> tuple[SourceText | None, list[Diagnostic]]:
-    """UTF-8 text of a policy file (a leading BOM is dropped), or a diagnostic."""
+    """UTF-8 text of a policy file (a leading BOM is dropped), or a diagnostic.
+
+    UTF-16 and UTF-32 files, and files with NUL bytes (not text at all),
+    are E102 too, with what they are.
+    """
+    wide = wide_encoding(data)
+    if wide is not None or b"\x00" in data:
+        found = f"{wide} text" if wide else "binary data (NUL bytes)"
+        return None, [
+            Diagnostic(
+                Location(path, 1, 1),
+                Severity.ERROR,
+                "E102",
+                f"the file is not UTF-8 text: it is {found}",
+                "save it as UTF-8",
+            )
+        ]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -300,6 +300,18 @@ def test_a_broken_file_is_reported_not_raised(workdir: Path) -> None:
     assert "rulesets/varejo/ruleset.yaml:2:9: error[E102]" in out
 
 
+def test_a_ruleset_saved_as_utf16_is_found_and_reported(workdir: Path) -> None:
+    # Alone in its folder: found by its `ruleset:` key all the same.
+    folder = workdir / "utf16"
+    folder.mkdir()
+    (folder / "politica.yaml").write_bytes("ruleset: x\n".encode("utf-16"))
+    status, out, _ = run("validate", "utf16")
+    assert status == 1
+    assert "utf16/politica.yaml:1:1: error[E102]" in out
+    assert "it is UTF-16LE text" in out
+    assert out.splitlines()[-1] == "1 ruleset checked: 1 error, 0 warnings"
+
+
 # The schema ------------------------------------------------------------
 
 

@@ -238,6 +238,31 @@ def test_a_file_that_is_not_utf8_is_an_error_at_the_bad_byte() -> None:
     assert "0xe3" in diagnostics[0].message
 
 
+@pytest.mark.parametrize(
+    ("encoding", "named"),
+    [
+        ("utf-16", "UTF-16LE"),  # with a byte order mark
+        ("utf-16-le", "UTF-16LE"),
+        ("utf-16-be", "UTF-16BE"),
+        ("utf-32", "UTF-32LE"),
+        ("utf-32-be", "UTF-32BE"),
+    ],
+)
+def test_a_utf16_or_utf32_file_is_named_as_such(encoding: str, named: str) -> None:
+    root, diagnostics = read("f.yaml", "ruleset: x\n".encode(encoding))
+    assert root is None
+    [diagnostic] = diagnostics
+    assert (diagnostic.code, diagnostic.location.line) == ("E102", 1)
+    assert diagnostic.message == f"the file is not UTF-8 text: it is {named} text"
+
+
+def test_nul_bytes_are_not_text() -> None:
+    root, diagnostics = read("f.yaml", b"ruleset: x\n\x00\x01")
+    assert root is None
+    assert [d.code for d in diagnostics] == ["E102"]
+    assert "NUL bytes" in diagnostics[0].message
+
+
 def test_bom_and_crlf_do_not_shift_positions() -> None:
     data = "\ufeffa: 1\r\nb: 'x {y}'\r\n".encode()
     root, diagnostics = read("f.yaml", data)
