@@ -31,7 +31,7 @@ cross checks: `dsl.crosscheck`; W5xx SMS: `dsl.sms`):
 | E106 | explicit tag | yamlread |
 | E107 | yes/no/on/off/y/n as a key or where a boolean is meant | yamlread, build |
 | E108 | an unquoted date | build |
-| E109 | a number with a leading zero (octal in YAML 1.1) | structure |
+| E109 | a number with a leading zero (010), in hex (0x10) or octal (0o10) | structure |
 | E110 | unknown key, with "did you mean" | structure |
 | E111 | missing required key | structure |
 | E112 | wrong type | structure |

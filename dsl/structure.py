@@ -23,6 +23,7 @@ from dsl.yamlread import (
     TRAP_BOOL,
     TRAP_DATE,
     TRAP_OCTAL,
+    TRAP_RADIX,
     TRAP_SEXAGESIMAL,
     YMap,
     YNode,
@@ -210,6 +211,7 @@ def _unknown_keys(node: YMap, schema: dict[str, Any]) -> Iterator[Diagnostic]:
 
 
 def _octal_traps(node: YNode) -> Iterator[Diagnostic]:
+    """Numbers not written in plain decimal: 010, 0x10, 0o10."""
     if isinstance(node, YScalar):
         if node.trap == TRAP_OCTAL:
             yield _error(
@@ -217,6 +219,15 @@ def _octal_traps(node: YNode) -> Iterator[Diagnostic]:
                 "E109",
                 f"`{node.text}` has a leading zero: YAML 1.1 reads it as octal",
                 f"write {int(node.text)}",
+            )
+        elif node.trap == TRAP_RADIX:
+            base = 16 if node.text.startswith("0x") else 8
+            yield _error(
+                node.location,
+                "E109",
+                f"`{node.text}` is a number in base {base} ({node.value}), and"
+                " text to YAML 1.1 tools",
+                f"write {node.value} in decimal, or quote it if text is meant",
             )
         return
     children = node.items if isinstance(node, YSeq) else [v for _, v in node.items]

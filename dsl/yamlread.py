@@ -33,6 +33,7 @@ from dsl.diagnostics import Diagnostic, Location, Severity
 TRAP_BOOL = "bool"  # yes/no/on/off/y/n: booleans in YAML 1.1
 TRAP_DATE = "date"  # 2026-02-16: a date in YAML 1.1, a string here
 TRAP_OCTAL = "octal"  # 010: octal 8 in YAML 1.1, 10 here
+TRAP_RADIX = "radix"  # 0x10, 0o10: 16 and 8 in YAML 1.2, text in YAML 1.1
 TRAP_SEXAGESIMAL = "sexagesimal"  # 10:00 is 600 in YAML 1.1
 
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
@@ -251,9 +252,9 @@ def resolve_plain(text: str) -> tuple[Scalar, str | None]:
         trap = TRAP_OCTAL if len(digits) > 1 and digits[0] == "0" else None
         return int(text), trap
     if _OCT.fullmatch(text):
-        return int(text[2:], 8), None
+        return int(text[2:], 8), TRAP_RADIX
     if _HEX.fullmatch(text):
-        return int(text[2:], 16), None
+        return int(text[2:], 16), TRAP_RADIX
     if _FLOAT.fullmatch(text):
         return Decimal(text), None
     if _YAML11_DATE.match(text):

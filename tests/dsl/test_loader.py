@@ -311,6 +311,8 @@ def test_a_missing_required_key_is_reported_at_its_mapping(tmp_path: Path) -> No
         ("- name: todos", "- name: Todos", "Todos", "E114", "lower case"),
         ("cost: 0.05", "cost: -1", " -1\n", "E115", "at least 0"),
         ("max_segments: 2", "max_segments: 02", " 02\n", "E109", "octal"),
+        ("max_segments: 2", "max_segments: 0x10", "0x10", "E109", "base 16 (16)"),
+        ("max_segments: 2", "max_segments: 0o10", "0o10", "E109", "base 8 (8)"),
         ("channels: [sms, email]", "channels: []", "[]", "E115", "at least 1"),
     ],
 )
