@@ -32,6 +32,7 @@ DECISIONS = (
     "combined",  # merged into another action of the same day
     "missed",  # its day passed without a run, beyond the catch-up grace
     "error",  # evaluating the policy failed for this record
+    "held",  # a bad input record of the customer: nothing planned for them
     "flag",
     "block",
     "offer",

@@ -35,6 +35,10 @@ Decisions that are this module's to make, and why:
 - An evaluation error (division by zero, ...) anywhere in a customer's
   planning replaces that customer's actions by one "error" action with the
   expression's location; other customers are planned as usual.
+- A customer whose records come with problems (a bad payment row the
+  source left out, ...) is held: one "held" action naming the bad records
+  and nothing else, since chasing an amount that may have been paid is
+  worse than waiting a day for the record to be fixed.
 """
 
 from __future__ import annotations
@@ -186,6 +190,9 @@ def plan_customer(
     now = resolve_today(compiled, as_of)
     start = since if since is not None else default_since(compiled, now.date())
     planner = _CustomerPlanner(compiled, records, now, start)
+    if records.problems:
+        actions = [planner.held_action()]
+        return CustomerPlan(planner.customer_id, None, actions, planner.trace)
     try:
         actions = planner.plan()
     except EvaluationError as exc:
@@ -870,6 +877,46 @@ class _CustomerPlanner:
             cost=None,
             details={},
             why=why,
+        )
+
+    def held_action(self) -> Action:
+        """The one action of a customer with a bad input record: what they
+        owe is not known (a payment may be missing), so no message, offer,
+        escalation or credit decision is made until the record is fixed."""
+        problems = self.records.problems
+        places = ", ".join(
+            dict.fromkeys(
+                p.source if p.row is None else f"{p.source}:{p.row}" for p in problems
+            )
+        )
+        reason = f"bad input record at {places}"
+        self.trace.error = f"held: {reason}"
+        return Action(
+            id=action_id(
+                self.ruleset.name,
+                "message",
+                self.customer_id,
+                (),
+                "(held)",
+                self.today,
+                None,
+            ),
+            kind="message",
+            decision="held",
+            customer_id=self.customer_id,
+            invoice_ids=tuple(str(i["id"]) for i in self.records.invoices),
+            segment=None,
+            step=None,
+            channel=None,
+            channel_kind=None,
+            address=None,
+            due_date=None,
+            window_start=None,
+            window_end=None,
+            message=None,
+            cost=None,
+            details={"records": [str(p) for p in problems]},
+            why={"reason": reason},
         )
 
     def _segment_why(self) -> dict[str, Any]:

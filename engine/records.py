@@ -52,6 +52,10 @@ class CustomerRecords:
     customer: Record
     invoices: list[Record] = field(default_factory=list)
     payments: list[Record] = field(default_factory=list)
+    # Bad records of this customer that the source left out (a payment that
+    # did not parse, ...): the planner holds such a customer, since what
+    # it owes is not known.
+    problems: list[RecordProblem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

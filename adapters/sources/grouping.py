@@ -4,28 +4,31 @@ Readers (CSV, JSON Lines, SQL) deliver raw rows: values keyed by field
 name, still as the source wrote them. This module parses them and groups
 them by customer in two passes over the streams:
 
-1. the index pass reads only the keys. It gives every customer id its
-   position, maps every invoice id to its customer, reports duplicate ids,
-   invoices of unknown customers and payments of unknown invoices, and finds
-   out whether invoices and payments come in the customers' order;
+1. the index pass (adapters/sources/indexing.py) reads only the keys. It
+   reports duplicate ids, invoices of unknown customers and payments of
+   unknown invoices, wherever they are, and finds out whether invoices and
+   payments come in the customers' order. For grouped input it keeps a
+   Bloom filter of the ids, about 12 bits each, instead of the ids;
 2. the records pass parses every row. When the streams are grouped, it
-   merges them in one sweep and holds one customer's records at a time;
-   when they are not, it first collects every invoice and payment by
-   customer (memory grows with the input; the source says so in `notes`).
-
-The index itself grows with the number of ids (a few dozen bytes each):
-that is the price of detecting a duplicate id anywhere in a file.
+   merges them in one sweep and holds one customer's records at a time: a
+   customer's invoices are the rows naming it, its payments the rows
+   naming one of those invoices. When they are not grouped, it first
+   collects every invoice and payment by customer, looked up in an index
+   of every id (memory grows with the input; the source says so in
+   `notes`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from adapters.sources.parsing import ParseOptions, ValueProblem, record_parsers
+from adapters.sources.idfilter import BITS_PER_ID
+from adapters.sources.indexing import Index, KeyReader, build_index
+from adapters.sources.parsing import ParseOptions, record_parsers
 from adapters.sources.parsing import parse_record as parse_fields
 from dsl.model import InputSchema
 from engine.records import CustomerRecords, RecordProblem
@@ -48,9 +51,9 @@ class RawRow:
     error: str | None = None  # the row itself is malformed (cell count, JSON)
 
 
-# A row and the position of the customer it belongs to (None: no usable
-# owner, already reported).
-_Owned = tuple[RawRow, int | None]
+# A row with its own id and its parent's key, read once (None: unreadable):
+# (invoice row, invoice id, customer id) or (payment row, invoice id, same).
+_Keyed = tuple[RawRow, str | None, str | None]
 
 
 class RowStream(Protocol):
@@ -59,6 +62,17 @@ class RowStream(Protocol):
     name: str
 
     def rows(self) -> Iterator[RawRow]: ...
+
+    def keys(
+        self, names: tuple[str, ...]
+    ) -> Iterator[tuple[int | None, Sequence[object] | None]]:
+        """(row, the values of `names`) of each row, None for a row that
+        cannot be read: the index pass reads only these."""
+        ...
+
+    def size_hint(self) -> int | None:
+        """At least the number of rows, when known without reading them."""
+        ...
 
 
 class EmptyStream:
@@ -70,15 +84,13 @@ class EmptyStream:
     def rows(self) -> Iterator[RawRow]:
         return iter(())
 
+    def keys(
+        self, names: tuple[str, ...]
+    ) -> Iterator[tuple[int | None, Sequence[object] | None]]:
+        return iter(())
 
-@dataclass
-class _Index:
-    customer_position: dict[str, int] = field(default_factory=dict)
-    invoice_owner: dict[str, int] = field(default_factory=dict)
-    # id -> how many rows carry it; only ids seen more than once stay here.
-    duplicates: dict[tuple[str, str], int] = field(default_factory=dict)
-    grouped: bool = True
-    problems: list[RecordProblem] = field(default_factory=list)
+    def size_hint(self) -> int:
+        return 0
 
 
 class GroupedSource:
@@ -88,6 +100,9 @@ class GroupedSource:
     are reported there as they are met, never raised. Both on_error modes
     leave bad records out of what is yielded (the engine can only plan typed
     records); the caller decides from `problems` whether to go on.
+
+    `bits_per_id` sizes the index pass's Bloom filters: fewer bits mean
+    more ids to confirm by reading again, never a different answer.
     """
 
     def __init__(
@@ -104,11 +119,12 @@ class GroupedSource:
         self.problems: list[RecordProblem] = []
         self.notes: list[str] = list(notes or [])
         self.max_records_held = 0  # the most parsed records held at once
+        self.bits_per_id: float = BITS_PER_ID
         self._streams = streams
         self._digest = digest
         self._parsers = record_parsers(schema, options)
         self._base_notes = list(self.notes)
-        self._null_words = frozenset(options.null_words)
+        self._keys = KeyReader(streams, self._parsers, frozenset(options.null_words))
 
     def digest(self) -> str:
         return self._digest()
@@ -117,7 +133,7 @@ class GroupedSource:
         self.problems = []
         self.notes = list(self._base_notes)
         self.max_records_held = 0
-        index = self._index()
+        index = build_index(self._keys, bits_per_id=self.bits_per_id)
         self.problems.extend(index.problems)
         if not index.grouped:
             self.notes.append(
@@ -125,215 +141,146 @@ class GroupedSource:
                 " all of them are held in memory while planning"
             )
             logger.info("%s", self.notes[-1])
-        yield from self._records(index)
+            yield from self._held(index)
+        else:
+            yield from self._merged(index)
         self.problems.sort(key=lambda p: (p.source, p.row or 0))
-
-    # -- pass 1 ----------------------------------------------------------
 
     def _key(self, collection: str, name: str, row: RawRow) -> str | None:
         """The row's key field as text, or None when it cannot be read
-        (the records pass reports that)."""
-        if row.error is not None or name not in row.values:
+        (`_parse` reports why)."""
+        if row.error is not None:
             return None
-        raw = row.values[name]
-        if isinstance(raw, str):
-            # The common case, kept fast: keys are read on every pass.
-            text = raw.strip()
-            return None if text in self._null_words else text
-        try:
-            value = self._parsers[collection][name].parse(row.values[name])
-        except ValueProblem:
-            return None
-        return value if isinstance(value, str) else None
-
-    def _index(self) -> _Index:
-        index = _Index()
-        repeats: list[tuple[str, str, RawRow]] = []  # (collection, id, row)
-
-        def first_seen(
-            collection: str, key: str, row: RawRow, registered: dict[str, int]
-        ) -> bool:
-            """False (the row is a repeat) when `key` was registered before."""
-            if key not in registered:
-                return True
-            marker = (collection, key)
-            index.duplicates[marker] = index.duplicates.get(marker, 1) + 1
-            repeats.append((collection, key, row))
-            return False
-
-        for row in self._streams["customers"].rows():
-            key = self._key("customers", "id", row)
-            if key is not None and first_seen(
-                "customers", key, row, index.customer_position
-            ):
-                index.customer_position[key] = len(index.customer_position)
-
-        last_owner = -1
-        for row in self._streams["invoices"].rows():
-            key = self._key("invoices", "id", row)
-            customer = self._key("invoices", "customer_id", row)
-            if key is None or customer is None:
-                continue
-            owner = index.customer_position.get(customer)
-            if owner is None:
-                self._report(row, key, f"customer {customer!r} is not in the customers")
-                continue
-            if first_seen("invoices", key, row, index.invoice_owner):
-                index.invoice_owner[key] = owner
-            index.grouped = index.grouped and owner >= last_owner
-            last_owner = owner
-
-        last_owner = -1
-        for row in self._streams["payments"].rows():
-            invoice = self._key("payments", "invoice_id", row)
-            if invoice is None:
-                continue
-            owner = index.invoice_owner.get(invoice)
-            if owner is None:
-                self._report(
-                    row, invoice, f"invoice {invoice!r} is not in the invoices"
-                )
-                continue
-            index.grouped = index.grouped and owner >= last_owner
-            last_owner = owner
-
-        self._report_repeats(index, repeats)
-        index.problems, self.problems = self.problems, []
-        return index
-
-    def _report_repeats(
-        self, index: _Index, repeats: list[tuple[str, str, RawRow]]
-    ) -> None:
-        """Report each repeated id with the row that registered it.
-
-        The index keeps no row numbers: for a million invoices they would
-        double its size. The first rows of the few repeated ids are found
-        by reading again the collections that have any.
-        """
-        wanted = {(collection, key) for collection, key, _ in repeats}
-        first_rows: dict[tuple[str, str], int | None] = {}
-        for collection in sorted({collection for collection, _ in wanted}):
-            for row in self._streams[collection].rows():
-                marker = (collection, self._key(collection, "id", row) or "")
-                if marker not in wanted or marker in first_rows:
-                    continue
-                if collection == "invoices":
-                    # Only a row of a known customer registers an invoice id.
-                    customer = self._key("invoices", "customer_id", row)
-                    if customer not in index.customer_position:
-                        continue
-                first_rows[marker] = row.row
-
-        for collection, key, row in repeats:
-            first = first_rows.get((collection, key))
-            where = f" (first at row {first})" if first is not None else ""
-            self._report(row, key, f"duplicate {collection[:-1]} id {key!r}{where}")
+        return self._keys.key(collection, name, row.values.get(name))
 
     def _report(self, row: RawRow, record_id: str | None, message: str) -> None:
         self.problems.append(RecordProblem(row.source, row.row, record_id, message))
 
-    # -- pass 2 ----------------------------------------------------------
+    # -- the records pass --------------------------------------------------
 
-    def _records(self, index: _Index) -> Iterator[CustomerRecords]:
-        occurrences: dict[tuple[str, str], int] = defaultdict(int)
+    def _merged(self, index: Index) -> Iterator[CustomerRecords]:
+        """Grouped input: one sweep over the three streams.
 
-        def is_repeat(collection: str, key: str) -> bool:
-            """A second (third...) row of a duplicated id: reported in pass 1.
-            Called once per row, in file order, so the first row is kept."""
-            marker = (collection, key)
-            if marker not in index.duplicates:
-                return False
-            occurrences[marker] += 1
-            return occurrences[marker] > 1
+        The index pass has checked that every invoice comes in its
+        customer's group and every payment in its invoice's customer's
+        group, or names a parent that is not there (reported, and passed
+        here): the rows naming the customer in hand, then those naming one
+        of its invoices, are all of its records.
+        """
+        is_repeat = self._repeats(index)
+        invoices = _Lookahead(self._keyed("invoices"), "invoices")
+        payments = _Lookahead(self._keyed("payments"), "payments")
+        for customer_id, row in self._customer_rows(is_repeat):
+            own_invoices: list[RawRow] = []
+            invoice_ids: set[str] = set()
+            taken = self._take(invoices, index.unknown_customers, (customer_id,))
+            for invoice_row, invoice_id in taken:
+                if not is_repeat("invoices", invoice_id):
+                    own_invoices.append(invoice_row)
+                    invoice_ids.add(invoice_id)
+            own_payments = [
+                payment_row
+                for payment_row, _ in self._take(
+                    payments, index.unknown_invoices, invoice_ids
+                )
+            ]
+            yield from self._assemble(row, own_invoices, own_payments)
 
-        def belongs(collection: str, row: RawRow) -> int | None:
-            """Owner position of a usable row; None (reported) otherwise."""
-            # A row whose keys cannot be read was left out of the index; it
-            # must not take part in the merge either.
-            if collection == "invoices":
-                key = self._key("invoices", "id", row)
-                parent = self._key("invoices", "customer_id", row)
-                positions = index.customer_position
-            else:
-                key = parent = self._key("payments", "invoice_id", row)
-                positions = index.invoice_owner
-            if key is None or parent is None:
-                self._parse(collection, row)  # reports what is unreadable
-                return None
-            owner = positions.get(parent)
-            if owner is None:
-                return None  # unknown parent: reported in pass 1
-            if collection == "invoices" and is_repeat(collection, key):
-                return None
-            return owner
-
-        if index.grouped:
-            # Each row's owner is worked out once, when it is first peeked at.
-            invoices = _Lookahead(
-                (row, belongs("invoices", row))
-                for row in self._streams["invoices"].rows()
-            )
-            payments = _Lookahead(
-                (row, belongs("payments", row))
-                for row in self._streams["payments"].rows()
-            )
-
-            def take(
-                stream: _Lookahead, collection: str, position: int
-            ) -> list[RawRow]:
-                taken: list[RawRow] = []
-                while (item := stream.peek()) is not None:
-                    row, owner = item
-                    if owner is not None and owner > position:
-                        break
+        # Rows left over belong to no customer: reading them completes the
+        # reports. None are left once the index found the input grouped,
+        # unless the files changed between the passes.
+        for stream, unknown in (
+            (invoices, index.unknown_customers),
+            (payments, index.unknown_invoices),
+        ):
+            while stream.peek() is not None:
+                self._take(stream, unknown, ())
+                if (item := stream.peek()) is not None:
                     stream.next()
-                    if owner == position:
-                        taken.append(row)
-                    elif owner is not None:
-                        out_of_order(collection, row)
-                return taken
+                    self._report(
+                        item[0], item[1], "left out: not in its customer's group"
+                    )
 
-            def out_of_order(collection: str, row: RawRow) -> None:
-                """Cannot happen once the index found the input grouped;
-                reported all the same rather than lost."""
-                record_id = self._key(collection, _ID_FIELD[collection], row)
-                self._report(row, record_id, "left out: not in its customer's group")
+    def _take(
+        self, stream: _Lookahead, unknown: Container[str], owned: Container[str]
+    ) -> list[tuple[RawRow, str]]:
+        """The rows at the head of `stream` whose parent is in `owned`, with
+        their ids. Rows naming an unknown parent (reported by the index
+        pass) are passed, unreadable ones reported."""
+        taken: list[tuple[RawRow, str]] = []
+        while (item := stream.peek()) is not None:
+            row, key, parent = item
+            if key is None or parent is None:
+                self._parse(stream.collection, row)  # reports what is unreadable
+            elif parent in owned:
+                taken.append((row, key))
+            elif parent not in unknown:
+                break  # the next customer's
+            stream.next()
+        return taken
 
-            for position, row in self._customer_rows(index, is_repeat):
-                group_invoices = take(invoices, "invoices", position)
-                group_payments = take(payments, "payments", position)
-                yield from self._assemble(row, group_invoices, group_payments)
-            # Rows left over belong to no customer: reading them completes
-            # the reports.
-            for collection, stream in (("invoices", invoices), ("payments", payments)):
-                while stream.peek() is not None:
-                    row, owner = stream.next()
-                    if owner is not None:
-                        out_of_order(collection, row)
-            return
-
+    def _held(self, index: Index) -> Iterator[CustomerRecords]:
+        """Input not grouped: every invoice and payment, by customer, first."""
+        is_repeat = self._repeats(index)
         held: dict[str, dict[int, list[RawRow]]] = {
             "invoices": defaultdict(list),
             "payments": defaultdict(list),
         }
         for collection, buckets in held.items():
-            for row in self._streams[collection].rows():
-                owner = belongs(collection, row)
-                if owner is not None:
-                    buckets[owner].append(row)
+            for row, key, parent in self._keyed(collection):
+                if key is None or parent is None:
+                    self._parse(collection, row)  # reports what is unreadable
+                    continue
+                if collection == "invoices":
+                    owner = index.customer_position.get(parent)
+                    if owner is None or is_repeat("invoices", key):
+                        continue
+                else:
+                    owner = index.invoice_owner.get(parent)
+                    if owner is None:
+                        continue
+                buckets[owner].append(row)
         self.max_records_held = sum(
             len(rows) for buckets in held.values() for rows in buckets.values()
         )
-        for position, row in self._customer_rows(index, is_repeat):
+        for customer_id, row in self._customer_rows(is_repeat):
+            position = index.customer_position[customer_id]
             yield from self._assemble(
                 row,
                 held["invoices"].pop(position, []),
                 held["payments"].pop(position, []),
             )
 
+    def _repeats(self, index: Index) -> Callable[[str, str], bool]:
+        occurrences: dict[tuple[str, str], int] = defaultdict(int)
+
+        def is_repeat(collection: str, key: str) -> bool:
+            """A second (third...) row of a duplicated id: reported by the
+            index pass. Called once per row, in file order, so the first row
+            is kept."""
+            marker = (collection, key)
+            if marker not in index.duplicates:
+                return False
+            occurrences[marker] += 1
+            return occurrences[marker] > 1
+
+        return is_repeat
+
+    def _keyed(self, collection: str) -> Iterator[_Keyed]:
+        parent_field = "customer_id" if collection == "invoices" else "invoice_id"
+        id_field = _ID_FIELD[collection]
+        for row in self._streams[collection].rows():
+            key = self._key(collection, id_field, row)
+            parent = (
+                key
+                if parent_field == id_field
+                else self._key(collection, parent_field, row)
+            )
+            yield row, key, parent
+
     def _customer_rows(
-        self, index: _Index, is_repeat: Callable[[str, str], bool]
-    ) -> Iterator[tuple[int, RawRow]]:
+        self, is_repeat: Callable[[str, str], bool]
+    ) -> Iterator[tuple[str, RawRow]]:
         for row in self._streams["customers"].rows():
             key = self._key("customers", "id", row)
             if key is None:
@@ -341,7 +288,7 @@ class GroupedSource:
                 continue
             if is_repeat("customers", key):
                 continue
-            yield index.customer_position[key], row
+            yield key, row
 
     def _parse(self, collection: str, row: RawRow) -> Record | None:
         """The typed record, or None after reporting each problem in it."""
@@ -373,6 +320,9 @@ class GroupedSource:
                 )
             return
 
+        # Problems met from here on are this customer's: the planner holds
+        # a customer whose invoices or payments are not all known.
+        first_problem = len(self.problems)
         invoices: list[Record] = []
         kept: set[str] = set()
         for invoice_row in invoice_rows:
@@ -395,24 +345,30 @@ class GroupedSource:
                 continue
             payments.append(payment)
 
-        yield CustomerRecords(customer=customer, invoices=invoices, payments=payments)
+        yield CustomerRecords(
+            customer=customer,
+            invoices=invoices,
+            payments=payments,
+            problems=self.problems[first_problem:],
+        )
 
 
 class _Lookahead:
-    """An iterator of rows and their owners, with one item of lookahead."""
+    """One collection's rows with their keys, with one row of lookahead."""
 
-    def __init__(self, items: Iterator[_Owned]) -> None:
+    def __init__(self, items: Iterator[_Keyed], collection: str) -> None:
+        self.collection = collection
         self._items = items
-        self._next: _Owned | None = None
+        self._next: _Keyed | None = None
         self._done = False
 
-    def peek(self) -> _Owned | None:
+    def peek(self) -> _Keyed | None:
         if self._next is None and not self._done:
             self._next = next(self._items, None)
             self._done = self._next is None
         return self._next
 
-    def next(self) -> _Owned:
+    def next(self) -> _Keyed:
         item = self.peek()
         assert item is not None  # callers peek first
         self._next = None
