@@ -47,10 +47,17 @@ from dsl.diagnostics import Diagnostic, Location, Severity
 
 Locate = Callable[[int], Location]
 
-# Deeper trees than this are refused: real policies stay far below it, and
+# Deeper nesting than this is refused: real policies stay far below it, and
 # it keeps the checker, the code generator and Python's own compiler away
-# from their recursion limits.
+# from their recursion limits. A flat chain of one operator (`a or b or c`,
+# `x + y + z`) is one level, whatever its length.
 MAX_DEPTH = 40
+
+# The height of the tree once chains are folded: `a + b + c` folds to the
+# left, one level per operator; `and`/`or` chains fold balanced, which
+# evaluates them in the same order. Python's compiler refuses nesting much
+# beyond this.
+MAX_HEIGHT = 120
 
 # `2 business days` is the only two-word unit.
 DURATION_UNITS = {
@@ -125,10 +132,16 @@ def parse(text: str, locate: Locate) -> Parsed:
 
     if builder.diagnostics:
         return Parsed(None, builder.diagnostics, builder.operators)
-    if _depth(node) > MAX_DEPTH:
-        message = f"expression nested too deeply (more than {MAX_DEPTH} levels)"
-        return Parsed(None, [_error(node.location, "E201", message)])
+    if _depth(node) > MAX_HEIGHT:
+        message = (
+            f"expression too long: its chains of + - * / nest more than"
+            f" {MAX_HEIGHT} operations"
+        )
+        return Parsed(None, [_error(node.location, "E201", message, _SPLIT)])
     return Parsed(node, [], builder.operators)
+
+
+_SPLIT = "split it, e.g. into a scorecard or several conditions"
 
 
 def parse_template(
@@ -291,7 +304,26 @@ class _Builder:
             node = self.binary(str(op), node, right, op)
         return node
 
-    _or_test = _and_test = _sum = _product = _chain
+    _sum = _product = _chain
+
+    def _logic(self, children: list[Tree[Token] | Token]) -> Node:
+        """`a or b or c`: folded balanced, so that a long flat chain stays
+        shallow. `and` and `or` are associative and still evaluate (and
+        short-circuit) from left to right."""
+        operands = [self.build(child) for child in children[0::2]]
+        operators = [op for op in children[1::2] if isinstance(op, Token)]
+        return self._balanced(operands, operators)
+
+    def _balanced(self, operands: list[Node], operators: list[Token]) -> Node:
+        if len(operands) == 1:
+            return operands[0]
+        middle = len(operands) // 2
+        left = self._balanced(operands[:middle], operators[: middle - 1])
+        right = self._balanced(operands[middle:], operators[middle:])
+        op = operators[middle - 1]
+        return self.binary(str(op), left, right, op)
+
+    _or_test = _and_test = _logic
 
     def binary(self, op: str, left: Node, right: Node, token: Token) -> Node:
         node = Binary(left.location, op, left, right)

@@ -21,7 +21,12 @@ from dsl.ast import (
     Unary,
 )
 from dsl.diagnostics import Diagnostic, Location
-from dsl.expressions import MAX_DEPTH, parse_expression, parse_template
+from dsl.expressions import (
+    MAX_DEPTH,
+    MAX_HEIGHT,
+    parse_expression,
+    parse_template,
+)
 
 # An expression that is a YAML scalar starting at line 7, column 12.
 LINE, COLUMN = 7, 12
@@ -335,9 +340,33 @@ def test_deep_nesting_is_refused_not_crashed() -> None:
     assert "nested too deeply" in parse_error("not " * 100 + "true").message
     # Parentheses alone add no depth to the tree.
     assert shape(parse("(" * 500 + "1" + ")" * 500)) == "1"
-    chain = parse_error(" + ".join(["1"] * (MAX_DEPTH + 5)))
-    assert "nested too deeply" in chain.message
-    assert parse_expression(" + ".join(["1"] * (MAX_DEPTH - 1)), in_yaml)[1] == []
+    # A flat chain is one level of nesting, whatever its length; a chain of
+    # arithmetic folds one level per operator, up to MAX_HEIGHT.
+    assert parse_expression(" + ".join(["1"] * MAX_HEIGHT), in_yaml)[1] == []
+    chain = parse_error(" + ".join(["1"] * (MAX_HEIGHT + 2)))
+    assert chain.code == "E201" and "expression too long" in chain.message
+
+
+@pytest.mark.parametrize("op", ["or", "and"])
+def test_a_long_flat_logic_chain_is_not_deep(op: str) -> None:
+    names = [f"customer.f{n}" for n in range(1000)]
+    node, diagnostics = parse_expression(f" {op} ".join(names), in_yaml)
+    assert diagnostics == []
+    # Folded balanced, in the order written: the leaves read left to right.
+    leaves: list[str] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Binary):
+            assert current.op == op
+            stack += [current.right, current.left]
+        else:
+            assert isinstance(current, Attribute)
+            leaves.append(current.name)
+    assert leaves == [f"f{n}" for n in range(1000)]
+    # Real nesting still counts: 41 parenthesised levels of `not (a or b)`.
+    deep = "not (customer.a or " * (MAX_DEPTH + 1) + "true" + ")" * (MAX_DEPTH + 1)
+    assert "nested too deeply" in parse_error(deep).message
 
 
 # Templates --------------------------------------------------------------------
