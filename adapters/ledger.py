@@ -1026,6 +1026,42 @@ class Ledger:
                 found.update(str(key) for key in conn.scalars(query))
         return found
 
+    def sends(
+        self, ruleset: str, customer_ids: Iterable[str], as_of_from: dt.datetime
+    ) -> list[tuple[str, str, dt.datetime]]:
+        """(action, customer, instant of the run that sent it) of every message of
+        `ruleset` to `customer_ids` that was sent, is sending or has an
+        unknown outcome, by runs that planned for `as_of_from` or later.
+        The frequency caps count these, whatever the step or channel."""
+        actions = self.tables["actions"]
+        runs = self.tables["runs"]
+        customers = list(dict.fromkeys(customer_ids))
+        found: list[tuple[str, str, dt.datetime]] = []
+        with self._begin() as conn:
+            for chunk in _chunks(customers):
+                query = (
+                    sa.select(
+                        actions.c.action_id, actions.c.customer_id, runs.c.as_of_utc
+                    )
+                    .join(runs, runs.c.id == actions.c.run_id)
+                    .where(
+                        actions.c.ruleset == ruleset,
+                        actions.c.kind == "message",
+                        actions.c.state.in_(HOLDS_STEP),
+                        actions.c.customer_id.in_(chunk),
+                        runs.c.as_of_utc >= _utc(as_of_from),
+                    )
+                )
+                found.extend(
+                    (
+                        row.action_id,
+                        row.customer_id,
+                        row.as_of_utc.replace(tzinfo=dt.UTC),
+                    )
+                    for row in conn.execute(query)
+                )
+        return found
+
     def action(self, action_id: str) -> dict[str, Any] | None:
         actions = self.tables["actions"]
         with self._begin() as conn:

@@ -21,7 +21,10 @@ One run goes through these steps:
 5. record every action in the ledger (`planned`, or `skipped` with the
    planner's reason), then, in plan order, claim each message whose window
    contains the current instant, hand it to its channel's provider with
-   retries, and record every attempt and the outcome;
+   retries, and record every attempt and the outcome. The policy's
+   frequency caps are checked once more against what the ledger says the
+   customer was sent (any step, any channel), so that a renamed step or
+   another change of action ids cannot send a reminder twice;
 6. close the run row with its counts and release the lock.
 
 Nothing here prints: the CLI renders the `RunReport`.
@@ -45,7 +48,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -124,6 +127,9 @@ _NOT_CLAIMED = {
     SENDING: BEING_SENT,
 }
 
+# Customer -> action -> the day it was sent: what the caps count.
+_Sends = defaultdict[str, dict[str, dt.date]]
+
 # Actions are recorded, and looked up in the ledger, this many at a time.
 _BATCH = 500
 
@@ -164,6 +170,8 @@ class PlanInput:
     plan: Callable[[dt.date | None], Iterable[Action]]
     problems: Callable[[], Sequence[RecordProblem]]
     catch_up_days: int = 0  # the ruleset's catch-up grace
+    per_day: int | None = None  # the ruleset's frequency caps
+    per_week: int | None = None
     notes: Callable[[], Sequence[str]] = lambda: ()
     # Customers per segment, once the plan is read.
     segments: Callable[[], Mapping[str | None, int]] = dict
@@ -253,6 +261,8 @@ class Runner:
         self._evaluated: frozenset[dt.date] = frozenset()
         # Late actions no run would have sent on their day -> that day.
         self._not_due: dict[str, dt.date] = {}
+        self._per_day: int | None = None
+        self._per_week: int | None = None
 
     # -- the run ------------------------------------------------------------
 
@@ -262,6 +272,7 @@ class Runner:
             raise ValueError("as_of must be an aware datetime")
         self._as_of = as_of
         self._started = time.monotonic()
+        self._per_day, self._per_week = source.per_day, source.per_week
         report = RunReport(self.ruleset, as_of, self.settings.dry_run)
         if self.settings.dry_run:
             return self._dry_run(report, source)
@@ -328,10 +339,12 @@ class Runner:
             for batch in _batches(_read(spool)):
                 self._not_due.update(self._late_not_due(batch))
                 states, holders = self._known(batch)
+                sends = self._sends(batch)
                 for action in batch:
-                    outcome = self._decide(action, states, holders)
+                    outcome = self._decide(action, states, holders, sends)
                     if outcome.outcome == OUT_SENT:
                         outcome.outcome = OUT_WOULD_SEND
+                        sends[action.customer_id][action.id] = self._today()
                     report.add(outcome)
         report.status = RUN_INPUT_ERRORS if self._stops(report) else STATUS_DRY_RUN
         return report
@@ -571,18 +584,21 @@ class Runner:
         done = 0
         for batch in _batches(_read(spool)):
             states, holders = self._known(batch)
+            sends = self._sends(batch)
             for action in batch:
                 self._renew()
-                outcome = self._decide(action, states, holders)
+                outcome = self._decide(action, states, holders, sends)
                 if outcome.outcome == OUT_SENT:
                     outcome = self._send(action, outcome, report)
-                elif outcome.reason == WINDOW_CLOSED:
+                    if outcome.outcome in (OUT_SENT, OUT_UNKNOWN):
+                        sends[action.customer_id][action.id] = self._today()
+                elif outcome.reason == WINDOW_CLOSED or outcome.capped:
                     self._ledger().note(
                         [self._entry(action)],
                         self._run_id(report),
                         self.clock(),
                         state=SKIPPED,
-                        reason=WINDOW_CLOSED,
+                        reason=outcome.reason,
                     )
                 report.add(outcome)
                 done += 1
@@ -604,11 +620,47 @@ class Runner:
         )
         return {key: value.state for key, value in found.items()}, holders
 
+    def _sends(self, actions: Sequence[Action]) -> _Sends:
+        """Messages the ledger holds as sent (or sending, or unknown) to the
+        customers of `actions` over the last seven days: customer -> action
+        -> day of the run that sent it. Empty without caps."""
+        sends: _Sends = defaultdict(dict)
+        if self.ledger is None or (self._per_day is None and self._per_week is None):
+            return sends
+        customers = {a.customer_id for a in actions if _is_send(a)}
+        start = dt.datetime.combine(
+            self._today() - dt.timedelta(days=6), dt.time(), self.zone
+        )
+        for action_id, customer, as_of in self.ledger.sends(
+            self.ruleset, customers, start
+        ):
+            sends[customer][action_id] = as_of.astimezone(self.zone).date()
+        return sends
+
+    def _over_cap(self, action: Action, sends: _Sends) -> str | None:
+        """Why the customer may get no more messages now, by the caps. The
+        action's own earlier try (an unknown outcome sent again) is not
+        counted."""
+        sent = Counter(
+            day
+            for action_id, day in sends.get(action.customer_id, {}).items()
+            if action_id != action.id
+        )
+        today = self._today()
+        if self._per_day is not None and sent[today] >= self._per_day:
+            return f"capped: {sent[today]} already sent today (ledger)"
+        if self._per_week is not None:
+            week = sum(sent[today - dt.timedelta(days=n)] for n in range(7))
+            if week >= self._per_week:
+                return f"capped: {week} already sent in the last 7 days (ledger)"
+        return None
+
     def _decide(
         self,
         action: Action,
         states: Mapping[str, str],
         holders: Mapping[str, StepHolder],
+        sends: _Sends,
     ) -> ActionOutcome:
         """What to do with `action` now, given what the ledger knew before
         the batch: OUT_SENT means "send it" (after a claim)."""
@@ -637,6 +689,9 @@ class Runner:
             outcome.outcome = OUT_WAITING
         elif action.window_end is not None and now >= action.window_end:
             outcome.outcome, outcome.reason = OUT_SKIPPED, WINDOW_CLOSED
+        elif capped := self._over_cap(action, sends):
+            outcome.outcome, outcome.reason = OUT_SKIPPED, capped
+            outcome.capped = True
         else:
             outcome.outcome = OUT_SENT
         return outcome

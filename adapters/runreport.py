@@ -5,7 +5,8 @@ its window, skipped with a reason, missed, failed, unknown, or recorded
 when it is not a message); the report counts them overall and per channel
 and step, and keeps the lists a person must look at: input problems,
 failures, unknown outcomes, missed steps, step conflicts, late steps that
-were not due when their day was run.
+were not due when their day was run, messages held back by the frequency
+caps counted on the ledger.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class ActionOutcome:
     due_date: dt.date | None = None
     fallback_channel: str | None = None  # it went out through this channel
     day: dt.date | None = None  # the step's own day, when it matters
+    capped: bool = False  # held back: the ledger shows the cap reached
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +130,7 @@ class RunReport:
     conflicts: list[ActionOutcome] = field(default_factory=list)
     fallbacks: list[ActionOutcome] = field(default_factory=list)
     not_due: list[ActionOutcome] = field(default_factory=list)  # late, not due
+    capped: list[ActionOutcome] = field(default_factory=list)  # by the ledger
     notes: list[str] = field(default_factory=list)
     source_notes: list[str] = field(default_factory=list)  # how data was read
     segments: dict[str | None, int] = field(default_factory=dict)  # customers
@@ -155,6 +158,8 @@ class RunReport:
             self.fallbacks.append(outcome)
         if outcome.reason == NOT_DUE_WHEN_RUN:
             self.not_due.append(outcome)
+        if outcome.capped:
+            self.capped.append(outcome)
         if outcome.channel is not None or outcome.step is not None:
             key = (outcome.channel or "-", outcome.step or "-")
             self.by_channel_step.setdefault(key, Counter())[outcome.outcome] += 1
@@ -218,6 +223,7 @@ class RunReport:
             "step_conflicts": [c.to_json() for c in self.conflicts],
             "fallbacks": [f.to_json() for f in self.fallbacks],
             "not_due_when_run": [n.to_json() for n in self.not_due],
+            "capped_by_ledger": [c.to_json() for c in self.capped],
             "notes": list(self.notes),
             "source_notes": list(self.source_notes),
             "segments": [

@@ -18,7 +18,8 @@
   customer's current segment whose day fell there, for invoices still
   unsettled on that day, at most `per_day` a day (after combining). The
   engine has no ledger; the estimate keeps a weekly cap meaningful in a
-  daily run.
+  daily run. The runner enforces both caps once more against the ledger's
+  record of what the customer was actually sent (adapters/runner.py).
 """
 
 from __future__ import annotations

@@ -306,6 +306,8 @@ def _plan_input(
         plan=plan_since,
         problems=lambda: source.problems,
         catch_up_days=ruleset.delivery.catch_up_days,
+        per_day=ruleset.frequency.per_day,
+        per_week=ruleset.frequency.per_week,
         notes=lambda: source.notes,
         segments=lambda: made[-1].segments if made else {},
     )
@@ -559,6 +561,16 @@ def summary_lines(report: RunReport) -> list[str]:
             f"{n.action_id} customer {n.customer_id} step {n.step} "
             f"of {n.day} (due {n.due_date})"
             for n in report.not_due
+        ],
+    )
+    _section(
+        lines,
+        "held back by the frequency caps: the ledger shows the customer's "
+        "messages already sent (a renamed step or a new channel is a new action)",
+        [
+            f"{c.action_id} customer {c.customer_id} {c.channel}/{c.step}: "
+            f"{c.reason}"
+            for c in report.capped
         ],
     )
     _section(lines, "notes", report.notes)

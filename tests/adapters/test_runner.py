@@ -170,6 +170,7 @@ class Harness:
         retries: RetryPolicy | None = None,
         progress: Callable[[int, int], None] | None = None,
         routes: dict[str, Route] | None = None,
+        caps: tuple[int | None, int | None] = (None, None),
         **settings: object,
     ) -> RunReport:
         ledger = None if settings.get("dry_run") else self.ledger()
@@ -195,7 +196,14 @@ class Harness:
 
         try:
             return runner.run(
-                as_of, PlanInput(plan, lambda: list(problems), catch_up_days=2)
+                as_of,
+                PlanInput(
+                    plan,
+                    lambda: list(problems),
+                    catch_up_days=2,
+                    per_day=caps[0],
+                    per_week=caps[1],
+                ),
             )
         finally:
             if ledger is not None:
