@@ -2,15 +2,15 @@
 
 Either one file per collection, or one file whose objects say what they are
 with a `"record": "customer" | "invoice" | "payment"` key. JSON numbers
-with a fraction are read with `parse_float=Decimal`, i.e. from their
-digits, never through a binary float; writing money as a string
-(`"9.99"`) works as well.
+with a fraction are read from their digits, never through a binary float;
+writing money as a string (`"9.99"`) works as well. A number in scientific
+notation (`1e2`) or a key written twice in one object makes the line a bad
+record (`adapters.sources.parsing.json_number`, `unique_keys`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
@@ -23,6 +23,7 @@ from adapters.sources.config import (
 )
 from adapters.sources.csvsource import fingerprint, open_text
 from adapters.sources.grouping import RawRow
+from adapters.sources.parsing import json_number, unique_keys
 from dsl.model import Field
 
 RECORD_KEY = "record"
@@ -85,7 +86,10 @@ class JsonLinesFile:
                     continue
                 try:
                     obj = boundedjson.loads(
-                        line, parse_float=Decimal, parse_constant=_reject_constant
+                        line,
+                        parse_float=json_number,
+                        parse_constant=_reject_constant,
+                        object_pairs_hook=unique_keys,
                     )
                 except ValueError as exc:
                     if self._belongs_to_first():

@@ -492,6 +492,29 @@ def _list_parser(item: Parser, options: ParseOptions) -> Parser:
     return parse
 
 
+def json_number(text: str) -> Decimal:
+    """A JSON number with a fraction or an exponent, read from its digits
+    (`parse_float` of `json.loads`). Scientific notation is refused, as it
+    is in CSV text: `1e2` for a bill of 100 is a sign of a bad export."""
+    if "e" in text or "E" in text:
+        raise ValueError(
+            f"the number {text} is in scientific notation; write it out"
+            ' (e.g. 100 or "100.00")'
+        )
+    return Decimal(text)
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (`object_pairs_hook`):
+    with a key written twice, which value is meant cannot be known."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"the key {key!r} appears twice in an object")
+        obj[key] = value
+    return obj
+
+
 def parse_record(
     parsers: dict[str, FieldParser], raw: dict[str, Any]
 ) -> tuple[dict[str, object], list[str]]:

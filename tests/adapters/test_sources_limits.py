@@ -176,3 +176,54 @@ def test_a_float_payment_of_1e300_in_sqlite_is_a_bad_record(tmp_path: Path) -> N
     [problem] = source.problems
     assert "too large" in problem.message
     assert problem.source == "payments"
+
+
+def write_jsonl(folder: Path, invoice_line: str) -> None:
+    (folder / "customers.jsonl").write_text('{"id": "C1"}\n', encoding="utf-8")
+    (folder / "invoices.jsonl").write_text(
+        invoice_line + "\n" + '{"id": "F2", "customer_id": "C1", "amount": 20.50,'
+        ' "due_date": "2024-10-01"}\n',
+        encoding="utf-8",
+    )
+    (folder / "payments.jsonl").write_text("", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"id": "F1", "customer_id": "C1", "amount": 10.00, "amount": 1000.00,'
+            ' "due_date": "2024-10-01"}',
+            "the key 'amount' appears twice",
+        ),
+        (
+            '{"id": "F1", "customer_id": "C1", "amount": 1e2,'
+            ' "due_date": "2024-10-01"}',
+            "scientific notation",
+        ),
+        (
+            '{"id": "F1", "customer_id": "C1", "amount": 1.5E+3,'
+            ' "due_date": "2024-10-01"}',
+            "scientific notation",
+        ),
+        (
+            '{"id": "F1", "customer_id": "C1", "amount": ' + "1" * 50 + ","
+            ' "due_date": "2024-10-01"}',
+            "too large",
+        ),
+    ],
+    ids=["duplicate key", "exponent", "exponent with fraction", "50 digits"],
+)
+def test_json_lines_refuse_what_csv_refuses(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    write_jsonl(tmp_path, line)
+    source = open_source(tmp_path, SCHEMA)
+
+    [customer] = source.customers()
+
+    assert [i["id"] for i in customer.invoices] == ["F2"]
+    assert customer.invoices[0]["amount"] == Decimal("20.50")
+    [problem] = source.problems
+    assert (problem.source, problem.row) == ("invoices.jsonl", 1)
+    assert message in problem.message
