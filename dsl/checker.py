@@ -422,6 +422,14 @@ class _Checker:
                 message = f"cannot compare {value} with {bound_type}"
                 hint = _compare_hint(value, bound_type)
                 self.error(bound.location, "E302", message, hint)
+        bounds = _constant(node.low), _constant(node.high)
+        if _inverted(*bounds):
+            self.warn(
+                node.low.location,
+                "W302",
+                f"`between` with its low bound {bounds[0]} above its high bound"
+                f" {bounds[1]} is never true: write the low bound first",
+            )
         return BOOL
 
     # Calls ----------------------------------------------------------------
@@ -625,6 +633,28 @@ def _join(first: Type, second: Type) -> Type | None:
     else:
         return None
     return result.as_nullable() if nullable else result
+
+
+def _constant(node: Node) -> int | Decimal | str | dt.date | None:
+    """The value of a literal bound (`100`, `-1.5`, `2026-03-09`), or None."""
+    if isinstance(node, Unary) and node.op == "-":
+        inner = _constant(node.operand)
+        return -inner if isinstance(inner, int | Decimal) else None
+    if isinstance(node, Literal) and not isinstance(node.value, bool):
+        return node.value
+    return None
+
+
+def _inverted(low: object, high: object) -> bool:
+    """Both bounds are constants of one kind, and low > high."""
+    numbers = (int, Decimal)
+    if isinstance(low, numbers) and isinstance(high, numbers):
+        return low > high
+    if isinstance(low, str) and isinstance(high, str):
+        return low > high
+    if isinstance(low, dt.date) and isinstance(high, dt.date):
+        return low > high
+    return False
 
 
 def _comparable(left: Type, right: Type, *, ordered: bool) -> bool:

@@ -22,6 +22,7 @@ them):
 | E306 | a name not available in this place (`invoice` in a segment rule) |
 | E307 | the result is not of the type the place expects |
 | W301 | an HTML placeholder in `<script>`/`<style>`: escaping does not protect |
+| W302 | `between` with constant bounds, the low one above the high one |
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ CODES = {
     "E306": "name not available here",
     "E307": "result is not of the expected type",
     "W301": "HTML placeholder where escaping does not protect",
+    "W302": "between with its bounds the wrong way round",
 }
 
 

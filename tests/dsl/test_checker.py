@@ -405,7 +405,7 @@ def test_every_code_is_documented() -> None:
     assert sorted(CODES) == [
         "E201", "E202", "E203", "E204",
         "E301", "E302", "E303", "E304", "E305", "E306", "E307",
-        "W301",
+        "W301", "W302",
     ]  # fmt: skip
 
 
@@ -740,3 +740,35 @@ def mutated(draw: st.DrawFn) -> str:
 @given(mutated())
 def test_mutated_expressions_give_diagnostics_not_exceptions(text: str) -> None:
     _assert_diagnostics_only(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "customer.late between 100 and 0",
+        "invoice.amount between 20.5 and -3",
+        "invoice.amount between -1 and -2",
+        "invoice.due_date between 2026-03-09 and 2026-03-01",
+        "customer.name between 'z' and 'a'",
+    ],
+)
+def test_between_with_constant_bounds_the_wrong_way_warns(text: str) -> None:
+    expr, diagnostics = check_expression(text, in_yaml, INVOICE, BOOL)
+    assert expr is not None  # a warning, not an error
+    [warning] = diagnostics
+    assert (warning.code, warning.severity) == ("W302", Severity.WARNING)
+    assert warning.location.column == in_yaml(text.index(" between ") + 9).column
+    assert "never true" in warning.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "customer.late between 0 and 100",
+        "customer.late between 3 and 3",
+        "invoice.amount between -2 and -1",
+        "customer.late between customer.late and 0",  # not constant
+    ],
+)
+def test_between_with_bounds_in_order_is_quiet(text: str) -> None:
+    assert check_expression(text, in_yaml, INVOICE, BOOL)[1] == []
