@@ -8,7 +8,8 @@ one, data comes from `--data`, the ledger is `.ruleset/ledger.sqlite3`
 and every channel goes to the outbox file `.ruleset/outbox.jsonl`.
 
 Exit codes (adapters/exitcodes.py, docs/run.md): 0 done; 1 done, but some
-sends failed or have an unknown outcome; 2 usage error; 3 bad input
+sends failed or have an unknown outcome, or the policy could not be
+evaluated for some customers; 2 usage error; 3 bad input
 records with `on_bad_record: fail` (nothing was sent); 4 invalid ruleset,
 run configuration, data source or unreachable ledger; 5 another run holds
 the lock.
@@ -39,6 +40,7 @@ from adapters.retry import RateLimiter
 from adapters.runconfig import (
     DEFAULT_PROVIDER,
     OUTBOX_KIND,
+    ProviderSpec,
     RunConfig,
     RunConfigError,
     load_run_config,
@@ -91,7 +93,8 @@ def _fail(message: str, code: int) -> NoReturn:
 
 @click.command(
     epilog="Exit codes: 0 done; 1 done, but some sends failed or have an "
-    "unknown outcome; 2 usage error; 3 bad input records, nothing sent; "
+    "unknown outcome, or the policy failed for some customers; 2 usage error; "
+    "3 bad input records, nothing sent; "
     "4 configuration error (ruleset, run configuration, data source, ledger); "
     "5 another run holds the lock. See docs/run.md."
 )
@@ -208,7 +211,7 @@ def run(
     ruleset, compiled = _load(ruleset_path)
     moment = parse_as_of(as_of, compiled.zone)
     tally = outcome_tally(ruleset, outcome_name)
-    routes = _routes(config, ruleset, env, build=not dry_run)
+    routes = _routes(config, ruleset, env)
     try:
         source = open_source(
             config.data,
@@ -385,46 +388,71 @@ def outbox_note(config: RunConfig, ruleset: Ruleset) -> str | None:
 
 
 def _routes(
-    config: RunConfig, ruleset: Ruleset, env: Mapping[str, str], *, build: bool
+    config: RunConfig, ruleset: Ruleset, env: Mapping[str, str]
 ) -> dict[str, Route]:
     """A route for every channel of the ruleset; channels served by the
-    same provider entry share its provider and rate limiter. Without
-    `build` (a dry run) the entries are only checked to exist."""
+    same provider entry share its provider and rate limiter.
+
+    Every entry of the configuration is built and checked whatever the
+    mode, `--dry-run` and `--outbox` included (building sends nothing and
+    connects nowhere), so a dry run rejects what a real run would.
+    """
     _check_entry_names(config, ruleset)
-    routes: dict[str, Route] = {}
-    shared: dict[str, Route] = {}
     for channel in ruleset.channels:
-        spec = config.provider_for(channel)
-        if spec is None:
-            _close(routes.values())
-            _fail(
-                f"{config.origin}: channel {channel!r} of ruleset {ruleset.name} "
-                f"has no provider (add providers.{channel} or providers.default)",
-                exitcodes.CONFIG_ERROR,
-            )
-        kind = ruleset.channels[channel].kind
-        delivers = PROVIDER_KINDS.get(spec.kind, ())
-        if kind not in delivers:
-            _close(routes.values())
-            _fail(
-                f"{spec.where or config.origin}: provider {spec.name!r} "
-                f"(kind {spec.kind}) cannot deliver channel {channel!r} of kind "
-                f"{kind}; it delivers {', '.join(delivers) or 'nothing known'}",
-                exitcodes.CONFIG_ERROR,
-            )
-        if not build:
-            continue
-        if spec.name not in shared:
-            try:
-                provider: Provider = build_provider(spec.name, spec.options, env)
-            except ProviderConfigError as error:
-                _close(routes.values())
-                where = spec.where or config.origin
-                _fail(f"{where}: {error}", exitcodes.CONFIG_ERROR)
-            limiter = RateLimiter.parse(spec.rate_limit) if spec.rate_limit else None
-            shared[spec.name] = Route(provider, spec.retries or config.retries, limiter)
-        routes[channel] = shared[spec.name]
+        _check_delivers(config, ruleset, channel)
+    made: list[Route] = []
+    try:
+        by_entry: dict[str, Route] = {}
+        for spec in config.providers.values():
+            by_entry[spec.name] = _route(config.resolved(spec), config, env)
+            made.append(by_entry[spec.name])
+        if config.outbox_only or not config.providers:
+            outbox = _route(config.outbox_spec(), config, env)
+            made.append(outbox)
+            _close(route for route in made if route is not outbox)
+            return {channel: outbox for channel in ruleset.channels}
+    except BaseException:
+        _close(made)
+        raise
+    routes: dict[str, Route] = {}
+    for channel in ruleset.channels:
+        entry = config.configured_for(channel)
+        assert entry is not None  # _check_delivers stopped the run otherwise
+        routes[channel] = by_entry[entry.name]
+    used = {id(route) for route in routes.values()}
+    _close(route for route in made if id(route) not in used)
     return routes
+
+
+def _check_delivers(config: RunConfig, ruleset: Ruleset, channel: str) -> None:
+    """The configuration gives `channel` a provider of a suitable kind."""
+    spec = config.configured_for(channel)
+    if spec is None:
+        _fail(
+            f"{config.origin}: channel {channel!r} of ruleset {ruleset.name} "
+            f"has no provider (add providers.{channel} or providers.default)",
+            exitcodes.CONFIG_ERROR,
+        )
+    kind = ruleset.channels[channel].kind
+    delivers = PROVIDER_KINDS.get(spec.kind, ())
+    if kind not in delivers:
+        _fail(
+            f"{spec.where or config.origin}: provider {spec.name!r} "
+            f"(kind {spec.kind}) cannot deliver channel {channel!r} of kind "
+            f"{kind}; it delivers {', '.join(delivers) or 'nothing known'}",
+            exitcodes.CONFIG_ERROR,
+        )
+
+
+def _route(spec: ProviderSpec, config: RunConfig, env: Mapping[str, str]) -> Route:
+    """The provider of one entry, built and checked, with its retries and
+    rate limiter."""
+    try:
+        provider: Provider = build_provider(spec.name, spec.options, env)
+    except ProviderConfigError as error:
+        _fail(f"{spec.where or config.origin}: {error}", exitcodes.CONFIG_ERROR)
+    limiter = RateLimiter.parse(spec.rate_limit) if spec.rate_limit else None
+    return Route(provider, spec.retries or config.retries, limiter)
 
 
 def _close(routes: Iterable[Route]) -> None:
@@ -510,6 +538,16 @@ def summary_lines(report: RunReport) -> list[str]:
     _section(lines, "input problems", [str(p) for p in report.input_problems])
     _section(
         lines,
+        "policy evaluation failed (these customers get no messages until it is fixed)",
+        [
+            f"customer {e.customer_id}: "
+            + (f"{e.location}: " if e.location else "")
+            + f"{e.error}"
+            for e in report.errors
+        ],
+    )
+    _section(
+        lines,
         "unknown outcome after an interrupted run (not sent again; "
         "--resend-unknown to send)",
         [
@@ -568,8 +606,7 @@ def summary_lines(report: RunReport) -> list[str]:
         "held back by the frequency caps: the ledger shows the customer's "
         "messages already sent (a renamed step or a new channel is a new action)",
         [
-            f"{c.action_id} customer {c.customer_id} {c.channel}/{c.step}: "
-            f"{c.reason}"
+            f"{c.action_id} customer {c.customer_id} {c.channel}/{c.step}: {c.reason}"
             for c in report.capped
         ],
     )

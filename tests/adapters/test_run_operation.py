@@ -177,3 +177,60 @@ def test_every_channel_to_the_outbox_is_said_too(tmp_path: Path) -> None:
         f"channels whatsapp, sms to the outbox file {tmp_path / outbox}" in note
         for note in notes
     ), notes
+
+
+# -- a dry run and --outbox check the providers as a real run does -------------
+
+BAD_PROVIDERS = {
+    "plain http": ('url: "http://sms.example.com/send"', "url"),
+    "literal authorization": (
+        'url: "https://sms.example.com/send", headers: {Authorization: "Bearer abc"}',
+        "headers",
+    ),
+    "unset variable": (
+        'url: "https://sms.example.com/send", headers: {X-Api: "${NOPE}"}',
+        "NOPE",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(BAD_PROVIDERS))
+@pytest.mark.parametrize("mode", [[], ["--dry-run"], ["--outbox", "out.jsonl"]])
+def test_provider_mistakes_stop_every_mode(
+    tmp_path: Path, mistake: str, mode: list[str]
+) -> None:
+    options, named = BAD_PROVIDERS[mistake]
+    config = write_config(
+        tmp_path,
+        f"providers:\n  sms: {{kind: sms_json, {options}}}\n"
+        "  default: {kind: outbox}\n",
+    )
+
+    result = run_cli(tmp_path, "--config", str(config), *mode)
+
+    assert result.exit_code == exitcodes.CONFIG_ERROR, result.output
+    assert f"{config}:2:8: provider 'sms'" in result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "state").exists()
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_dry_run_with_good_providers_builds_them_and_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    with HttpServer() as server:
+        config = write_config(
+            tmp_path,
+            f"""\
+providers:
+  sms: {{kind: sms_json, url: "{server.url}/sms"}}
+  default: {{kind: outbox}}
+""",
+        )
+        result = run_cli(tmp_path, "--config", str(config), "--dry-run")
+
+        assert server.requests == []
+    assert result.exit_code == exitcodes.OK, result.output
+    assert "would_send" in result.stdout
+    assert not (tmp_path / "state").exists()
