@@ -14,7 +14,8 @@ import codecs
 import csv
 import hashlib
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -37,6 +38,12 @@ def fingerprint(path: Path, encoding: str) -> str:
     Raises SourceConfigError naming the line of the first byte that is not
     valid in `encoding`.
     """
+    return fingerprint_lines(path, encoding)[0]
+
+
+def fingerprint_lines(path: Path, encoding: str) -> tuple[str, int]:
+    """`fingerprint`, and the number of lines: at least the number of rows,
+    which sizes the index's filters (adapters/sources/idfilter.py)."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     lines_before = 0
@@ -62,7 +69,7 @@ def fingerprint(path: Path, encoding: str) -> str:
         raise SourceConfigError(
             f"{path.name}: ends in the middle of a {encoding} character"
         ) from exc
-    return digest.hexdigest()
+    return digest.hexdigest(), lines_before + 1
 
 
 def open_text(path: Path, encoding: str) -> IO[str]:
@@ -87,7 +94,7 @@ class CsvTable:
         self.name = path.name
         self.path = path
         self._config = config
-        self.sha256 = fingerprint(path, config.encoding)
+        self.sha256, self._lines = fingerprint_lines(path, config.encoding)
 
         header = self._header()
         mapping = map_columns(config, collection, fields, header, self.name)
@@ -124,6 +131,46 @@ class CsvTable:
         return [cell.strip() for cell in header]
 
     def rows(self) -> Iterator[RawRow]:
+        positions = self._positions.items()
+        for start, cells in self._cells():
+            if isinstance(cells, str):
+                yield RawRow(self.name, start, {}, cells)
+                continue
+            values: dict[str, object] = {
+                name: cells[position] for name, position in positions
+            }
+            yield RawRow(self.name, start, values)
+
+    def keys(
+        self, names: tuple[str, ...]
+    ) -> Iterator[tuple[int, Sequence[object] | None]]:
+        """(line, the cells of `names`) of each row; None for a row that
+        cannot be read. What the index pass reads, without building rows."""
+        pick: Callable[[list[str]], Sequence[object]]
+        positions = [self._positions.get(name) for name in names]
+        if None in positions:  # a field the schema does not declare
+            pick = lambda cells: [  # noqa: E731 (the rare case)
+                None if position is None else cells[position] for position in positions
+            ]
+        elif len(names) == 1:
+            position = self._positions[names[0]]
+            pick = itemgetter(slice(position, position + 1))
+        elif names:
+            pick = itemgetter(*(self._positions[name] for name in names))
+        else:
+            pick = itemgetter(slice(0, 0))
+        for start, cells in self._cells():
+            yield start, None if isinstance(cells, str) else pick(cells)
+
+    def size_hint(self) -> int:
+        """At least the number of rows: the lines of the file."""
+        return self._lines
+
+    def _cells(self) -> Iterator[tuple[int, list[str] | str]]:
+        """(line, cells) of each row, or (line, why it cannot be read).
+
+        The line is where the row starts (a quoted cell may span lines).
+        """
         with (
             read_failures(self.name),
             open_text(self.path, self._config.encoding) as text,
@@ -137,12 +184,7 @@ class CsvTable:
                 except (csv.Error, UnicodeDecodeError) as exc:
                     # A decoding error here means the file changed after it
                     # was checked; either way nothing after it can be trusted.
-                    yield RawRow(
-                        self.name,
-                        start,
-                        {},
-                        f"unreadable ({exc}); the rest of the file is not read",
-                    )
+                    yield start, f"unreadable ({exc}); the rest of the file is not read"
                     return
                 if cells is None:
                     return
@@ -150,14 +192,6 @@ class CsvTable:
                 if start == 1 or not cells:
                     continue  # the header (checked on opening), a blank line
                 if len(cells) != self._width:
-                    yield RawRow(
-                        self.name,
-                        start,
-                        {},
-                        f"{len(cells)} cells, the header has {self._width}",
-                    )
+                    yield start, f"{len(cells)} cells, the header has {self._width}"
                     continue
-                values: dict[str, object] = {
-                    name: cells[position] for name, position in self._positions.items()
-                }
-                yield RawRow(self.name, start, values)
+                yield start, cells

@@ -10,7 +10,7 @@ record (`adapters.sources.parsing.json_number`, `unique_keys`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -21,7 +21,7 @@ from adapters.sources.config import (
     map_columns,
     read_failures,
 )
-from adapters.sources.csvsource import fingerprint, open_text
+from adapters.sources.csvsource import fingerprint_lines, open_text
 from adapters.sources.grouping import RawRow
 from adapters.sources.parsing import json_number, unique_keys
 from dsl.model import Field
@@ -67,17 +67,43 @@ class JsonLinesFile:
         self._shared = shared
         self._encoding = config.encoding
         self._keys = map_columns(config, collection, fields, None, self.name)
-        self.sha256 = fingerprint(path, config.encoding)
+        self.sha256, self._lines = fingerprint_lines(path, config.encoding)
 
     def rows(self) -> Iterator[RawRow]:
+        keys = self._keys.items()
+        for number, obj in self._objects():
+            if isinstance(obj, str):
+                yield RawRow(self.name, number, {}, obj)
+                continue
+            values = {name: obj[key] for name, key in keys if key in obj}
+            yield RawRow(self.name, number, values)
+
+    def keys(
+        self, names: tuple[str, ...]
+    ) -> Iterator[tuple[int, Sequence[object] | None]]:
+        """(line, the values of `names`) of each record, None where a key is
+        missing; None for a line that cannot be read. What the index pass
+        reads, without building rows."""
+        keys = [self._keys.get(name) for name in names]
+        for number, obj in self._objects():
+            if isinstance(obj, str):
+                yield number, None
+            else:
+                yield number, [None if key is None else obj.get(key) for key in keys]
+
+    def size_hint(self) -> int:
+        """At least the number of records: the lines of the file."""
+        return self._lines
+
+    def _objects(self) -> Iterator[tuple[int, dict[str, object] | str]]:
+        """(line, object) of each record of this collection, or (line, why
+        the line is no record)."""
         with read_failures(self.name), open_text(self.path, self._encoding) as text:
             for number, line in _numbered_lines(text):
                 if line is None:
                     if self._belongs_to_first():
-                        yield RawRow(
-                            self.name,
+                        yield (
                             number,
-                            {},
                             f"not valid {self._encoding}; the rest of the file is"
                             " not read",
                         )
@@ -93,30 +119,25 @@ class JsonLinesFile:
                     )
                 except ValueError as exc:
                     if self._belongs_to_first():
-                        yield RawRow(self.name, number, {}, f"not valid JSON: {exc}")
+                        yield number, f"not valid JSON: {exc}"
                     continue
                 if not isinstance(obj, dict):
                     if self._belongs_to_first():
-                        yield RawRow(self.name, number, {}, "expected a JSON object")
+                        yield number, "expected a JSON object"
                     continue
                 if self._shared:
                     kind = obj.get(RECORD_KEY)
                     if kind not in _KINDS:
                         if self._belongs_to_first():
-                            yield RawRow(
-                                self.name,
+                            yield (
                                 number,
-                                {},
                                 f"{RECORD_KEY!r} must be customer, invoice or"
                                 f" payment, got {kind!r}",
                             )
                         continue
                     if _KINDS[kind] != self._collection:
                         continue
-                values = {
-                    name: obj[key] for name, key in self._keys.items() if key in obj
-                }
-                yield RawRow(self.name, number, values)
+                yield number, obj
 
     def _belongs_to_first(self) -> bool:
         """A line that is nobody's record is reported once, by the customers

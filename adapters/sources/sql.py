@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -118,12 +118,14 @@ class SqlRows:
         statement: sqlalchemy.Executable,
         params: Mapping[str, object],
         keys: dict[str, str],
+        count: sqlalchemy.Executable,
     ) -> None:
         self.name = name
         self._engine = engine
         self._statement = statement
         self._params = dict(params)
         self._keys = keys  # field -> column label in the result
+        self._count = count  # the number of rows the statement gives
         self.notes: list[str] = []  # optional fields without a column
         self.sha256: str | None = None  # of the last complete read
 
@@ -147,6 +149,25 @@ class SqlRows:
             ) from exc
         self.sha256 = digest.hexdigest()
 
+    def keys(
+        self, names: tuple[str, ...]
+    ) -> Iterator[tuple[int | None, Sequence[object] | None]]:
+        """The values of `names` in each row, read as whole rows: the
+        digest is taken over complete reads."""
+        for row in self.rows():
+            yield row.row, [row.values.get(name) for name in names]
+
+    def size_hint(self) -> int:
+        """The number of rows, counted by the database."""
+        try:
+            with self._engine.connect() as connection:
+                counted = connection.execute(self._count, self._params).scalar()
+        except SQLAlchemyError as exc:
+            raise SourceReadError(
+                f"{self.name}: reading failed: {_first_line(exc)}"
+            ) from exc
+        return int(counted or 0)
+
 
 class _NoRows:
     def __init__(self, name: str) -> None:
@@ -154,6 +175,14 @@ class _NoRows:
 
     def rows(self) -> Iterator[RawRow]:
         return iter(())
+
+    def keys(
+        self, names: tuple[str, ...]
+    ) -> Iterator[tuple[int | None, Sequence[object] | None]]:
+        return iter(())
+
+    def size_hint(self) -> int:
+        return 0
 
 
 def _first_line(exc: BaseException) -> str:
@@ -190,7 +219,8 @@ def _query_rows(
             f" (database {_describe(engine.url)})"
         ) from exc
     keys = map_columns(config, collection, fields[collection], found, name)
-    rows = SqlRows(name, engine, sqlalchemy.text(query), config.params, keys)
+    count = sqlalchemy.text(f"SELECT COUNT(*) FROM ({query}) AS counted")
+    rows = SqlRows(name, engine, sqlalchemy.text(query), config.params, keys, count)
     rows.notes = absent_note(name, collection, fields[collection], keys)
     return rows
 
@@ -228,7 +258,10 @@ def _table_rows(
     else:
         statement = _payments_in_customer_order(config, engine, source, selected, keys)
     labels = {field: field for field in keys}
-    rows = SqlRows(table_name, engine, statement, {}, labels)
+    count = sqlalchemy.select(sqlalchemy.func.count()).select_from(
+        statement.order_by(None).subquery()
+    )
+    rows = SqlRows(table_name, engine, statement, {}, labels, count)
     rows.notes = absent_note(table_name, collection, fields[collection], keys)
     return rows
 
