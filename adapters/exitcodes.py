@@ -4,7 +4,7 @@ from __future__ import annotations
 
 OK = 0
 # validate/test: problems found. run: finished, but some sends failed or
-# have an unknown outcome.
+# have an unknown outcome, or the policy failed for some customers.
 PROBLEMS = 1
 USAGE = 2  # bad arguments, a path that does not exist (click's own code)
 INPUT_ERRORS = 3  # bad input records and the configuration says `fail`

@@ -750,8 +750,10 @@ class Ledger:
         state: str = PLANNED,
         reason: str | None = None,
         reasons: Mapping[str, str] | None = None,
+        errors: Mapping[str, str] | None = None,
     ) -> None:
-        """Record actions as `planned` (or `skipped` with a reason).
+        """Record actions as `planned` (or `skipped` with a reason, and for
+        a customer whose policy evaluation failed, the error in `errors`).
 
         New actions are inserted; an existing action is only updated while
         it is still planned or skipped, never once it was sent or failed.
@@ -775,6 +777,7 @@ class Ledger:
                     "due_date": entry.due_date,
                     "state": state,
                     "reason": (reasons or {}).get(entry.action_id, reason),
+                    "error": (errors or {}).get(entry.action_id),
                     "attempts": 0,
                     "run_id": run_id,
                     "created_at": now,
@@ -794,11 +797,16 @@ class Ledger:
                     .values(
                         state=state,
                         reason=sa.bindparam("b_reason"),
+                        error=sa.bindparam("b_error"),
                         run_id=run_id,
                         updated_at=now,
                     ),
                     [
-                        {"b_id": row["action_id"], "b_reason": row["reason"]}
+                        {
+                            "b_id": row["action_id"],
+                            "b_reason": row["reason"],
+                            "b_error": row["error"],
+                        }
                         for row in rows
                     ],
                 )

@@ -558,6 +558,7 @@ class Runner:
             planned: list[ActionEntry] = []
             skipped: list[ActionEntry] = []
             reasons: dict[str, str] = {}
+            errors: dict[str, str] = {}
             for action in batch:
                 entry = self._entry(action)
                 if _is_send(action) and action.id not in not_due:
@@ -567,8 +568,17 @@ class Runner:
                 reasons[action.id] = action.decision
                 if action.id in not_due:
                     reasons[action.id] = _not_due_reason(not_due[action.id])
+                if action.decision == "error":
+                    errors[action.id] = _evaluation_error(action)
             ledger.note(planned, run_id, self.clock(), state=PLANNED)
-            ledger.note(skipped, run_id, self.clock(), state=SKIPPED, reasons=reasons)
+            ledger.note(
+                skipped,
+                run_id,
+                self.clock(),
+                state=SKIPPED,
+                reasons=reasons,
+                errors=errors,
+            )
             self._renew()
 
     # -- sending ------------------------------------------------------------
@@ -890,7 +900,20 @@ def _outcome(action: Action) -> ActionOutcome:
     )
 
 
+def _evaluation_error(action: Action) -> str:
+    """An error action's message, after the policy location that failed."""
+    message = str(action.why.get("error") or "the policy could not be evaluated")
+    location = action.why.get("location")
+    return f"{location}: {message}" if location else message
+
+
 def _not_a_send(action: Action, outcome: ActionOutcome) -> ActionOutcome:
+    if action.decision == "error":
+        outcome.outcome, outcome.reason = OUT_SKIPPED, action.decision
+        outcome.error = str(action.why.get("error") or "")
+        location = action.why.get("location")
+        outcome.location = None if location is None else str(location)
+        return outcome
     if action.kind != "message":
         outcome.outcome, outcome.reason = OUT_RECORDED, action.decision
     elif action.decision == "missed":

@@ -6,7 +6,7 @@ when it is not a message); the report counts them overall and per channel
 and step, and keeps the lists a person must look at: input problems,
 failures, unknown outcomes, missed steps, step conflicts, late steps that
 were not due when their day was run, messages held back by the frequency
-caps counted on the ledger.
+caps counted on the ledger, customers whose policy evaluation failed.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ UNKNOWN_BEFORE = "unknown_outcome_before"
 BEING_SENT = "being_sent_by_another_run"
 STEP_SENT = "step_sent_on_other_channel"
 WINDOW_CLOSED = "window_closed"
+# The policy could not be evaluated for the customer (the planner's
+# "error" decision): the customer gets nothing until it is fixed.
+EVALUATION_ERROR = "error"
 # A late (catch-up) step that a completed run evaluated on its day without
 # planning it: the segment or the data changed since, it was never due.
 NOT_DUE_WHEN_RUN = "not_due_when_run"
@@ -67,6 +70,7 @@ class ActionOutcome:
     fallback_channel: str | None = None  # it went out through this channel
     day: dt.date | None = None  # the step's own day, when it matters
     capped: bool = False  # held back: the ledger shows the cap reached
+    location: str | None = None  # the policy expression that failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +86,7 @@ class ActionOutcome:
             "fallback_channel": self.fallback_channel,
             "due_date": self.due_date.isoformat() if self.due_date else None,
             "day": self.day.isoformat() if self.day else None,
+            "location": self.location,
         }
 
 
@@ -131,6 +136,7 @@ class RunReport:
     fallbacks: list[ActionOutcome] = field(default_factory=list)
     not_due: list[ActionOutcome] = field(default_factory=list)  # late, not due
     capped: list[ActionOutcome] = field(default_factory=list)  # by the ledger
+    errors: list[ActionOutcome] = field(default_factory=list)  # evaluation
     notes: list[str] = field(default_factory=list)
     source_notes: list[str] = field(default_factory=list)  # how data was read
     segments: dict[str | None, int] = field(default_factory=dict)  # customers
@@ -160,6 +166,8 @@ class RunReport:
             self.not_due.append(outcome)
         if outcome.capped:
             self.capped.append(outcome)
+        if outcome.outcome == OUT_SKIPPED and outcome.reason == EVALUATION_ERROR:
+            self.errors.append(outcome)
         if outcome.channel is not None or outcome.step is not None:
             key = (outcome.channel or "-", outcome.step or "-")
             self.by_channel_step.setdefault(key, Counter())[outcome.outcome] += 1
@@ -170,7 +178,7 @@ class RunReport:
             return exitcodes.LOCKED
         if self.status == RUN_INPUT_ERRORS:
             return exitcodes.INPUT_ERRORS
-        if self.failures or self.recovered:
+        if self.failures or self.recovered or self.errors:
             return exitcodes.PROBLEMS
         return exitcodes.OK
 
@@ -182,6 +190,7 @@ class RunReport:
             "recorded": dict(sorted(self.recorded.items())),
             "input_problems": len(self.input_problems),
             "recovered_unknown": len(self.recovered),
+            "evaluation_errors": len(self.errors),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -224,6 +233,15 @@ class RunReport:
             "fallbacks": [f.to_json() for f in self.fallbacks],
             "not_due_when_run": [n.to_json() for n in self.not_due],
             "capped_by_ledger": [c.to_json() for c in self.capped],
+            "evaluation_error_list": [
+                {
+                    "action": e.action_id,
+                    "customer": e.customer_id,
+                    "message": e.error,
+                    "location": e.location,
+                }
+                for e in self.errors
+            ],
             "notes": list(self.notes),
             "source_notes": list(self.source_notes),
             "segments": [
