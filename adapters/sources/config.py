@@ -260,14 +260,25 @@ def _parse_options(reader: _Reader) -> ParseOptions:
     timezone = reader.optional_text("timezone")
     if timezone is not None:
         _check_timezone(timezone, reader.origin)
+    true_words = reader.words("true_values", DEFAULT_TRUE_WORDS)
+    false_words = reader.words("false_values", DEFAULT_FALSE_WORDS)
+    # Words compare without case: a word in both lists makes no value true
+    # or false for certain, and every boolean holding it would be refused.
+    both = sorted({w.lower() for w in true_words} & {w.lower() for w in false_words})
+    if both:
+        raise SourceConfigError(
+            f"{reader.origin}: true_values and false_values both hold"
+            f" {', '.join(repr(w) for w in both)}: a word can mean only one"
+            " (when you set one list, set the other too)"
+        )
     return ParseOptions(
         decimal=decimal,
         thousands=thousands,
         date_format=reader.optional_text("date_format"),
         datetime_format=reader.optional_text("datetime_format"),
         timezone=timezone,
-        true_words=reader.words("true_values", DEFAULT_TRUE_WORDS),
-        false_words=reader.words("false_values", DEFAULT_FALSE_WORDS),
+        true_words=true_words,
+        false_words=false_words,
         null_words=reader.words("null_values", ("",)),
         money_places=reader.integer("money_places", 2, low=0, high=8),
         list_separator=reader.optional_text("list_separator") or "|",

@@ -63,6 +63,12 @@ def test_yaml_words_stay_words(tmp_path: Path) -> None:
         ("timezone: America/Sao_Paolo\n", "is not an IANA time zone"),
         ("encoding: utf-16\n", "encoding: 'utf-16' is not one of"),
         ("true_values: sim\n", "true_values: expected a list of words"),
+        (
+            "true_values: ['sim', 'X']\nfalse_values: ['x', 'nao']\n",
+            "true_values and false_values both hold 'x'",
+        ),
+        # Against the default false words (no, n, false, f, 0, ...).
+        ("true_values: ['sim', 'no']\n", "both hold 'no'"),
         ("money_places: 12\n", "money_places: expected 0 to 8"),
         (
             "files: {customer: c.csv}\n",
