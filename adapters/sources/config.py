@@ -182,7 +182,34 @@ def load_config_file(path: Path) -> SourceConfig:
         raise SourceConfigError(f"{where}: not valid YAML: {reason}") from exc
     if not isinstance(data, dict):
         raise SourceConfigError(f"{path}: expected a mapping of settings")
-    return parse_config(data, origin=str(path), base_dir=path.parent, text=text)
+    return parse_config(
+        data,
+        origin=str(path),
+        base_dir=path.parent,
+        text=text,
+        positions=_key_positions(text),
+    )
+
+
+# Where each top-level key of a file was written: (line, column), 1-based,
+# for the key itself and for its value.
+Positions = dict[str, tuple[tuple[int, int], tuple[int, int]]]
+
+
+def _key_positions(text: bytes) -> Positions:
+    """The places of the top-level keys (the text already loaded cleanly)."""
+    root = yaml.compose(text, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    positions: Positions = {}
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode):
+            key_mark, value_mark = key.start_mark, value.start_mark
+            positions[str(key.value)] = (
+                (key_mark.line + 1, key_mark.column + 1),
+                (value_mark.line + 1, value_mark.column + 1),
+            )
+    return positions
 
 
 def parse_config(
@@ -191,9 +218,14 @@ def parse_config(
     origin: str,
     base_dir: Path,
     text: bytes | None = None,
+    positions: Positions | None = None,
 ) -> SourceConfig:
-    """Check a configuration mapping; relative paths are under `base_dir`."""
-    reader = _Reader(data, origin)
+    """Check a configuration mapping; relative paths are under `base_dir`.
+
+    With `positions` (a file's), errors about a top-level key or its value
+    name the line and column.
+    """
+    reader = _Reader(data, origin, positions or {})
     kind = reader.choice("kind", KINDS, default="csv")
     reader.only(_KEYS[kind])
 
@@ -255,19 +287,21 @@ def _parse_options(reader: _Reader) -> ParseOptions:
     )
     if thousands == decimal:
         raise SourceConfigError(
-            f"{reader.origin}: thousands and decimal separators are both {decimal!r}"
+            f"{reader.at('thousands')}: thousands and decimal separators are both"
+            f" {decimal!r}"
         )
     timezone = reader.optional_text("timezone")
     if timezone is not None:
-        _check_timezone(timezone, reader.origin)
+        _check_timezone(timezone, reader.at("timezone"))
     true_words = reader.words("true_values", DEFAULT_TRUE_WORDS)
     false_words = reader.words("false_values", DEFAULT_FALSE_WORDS)
     # Words compare without case: a word in both lists makes no value true
     # or false for certain, and every boolean holding it would be refused.
     both = sorted({w.lower() for w in true_words} & {w.lower() for w in false_words})
     if both:
+        key = "false_values" if "false_values" in reader.data else "true_values"
         raise SourceConfigError(
-            f"{reader.origin}: true_values and false_values both hold"
+            f"{reader.at(key)}: true_values and false_values both hold"
             f" {', '.join(repr(w) for w in both)}: a word can mean only one"
             " (when you set one list, set the other too)"
         )
@@ -305,7 +339,7 @@ def _columns(reader: _Reader) -> dict[str, dict[str, str]]:
         for field_name, column in mapping.items():
             if not isinstance(field_name, str) or not isinstance(column, str):
                 raise SourceConfigError(
-                    f"{reader.origin}: columns.{collection}: write each entry as"
+                    f"{reader.at('columns')}: columns.{collection}: write each entry as"
                     f" 'field: column name' (got {field_name!r}: {column!r})"
                 )
             renames[field_name] = column
@@ -367,20 +401,33 @@ def substitute_environment(text: str, where: str) -> str:
 class _Reader:
     """Typed access to a configuration mapping, with errors naming the key."""
 
-    def __init__(self, data: Mapping[str, Any], origin: str) -> None:
+    def __init__(
+        self, data: Mapping[str, Any], origin: str, positions: Positions
+    ) -> None:
         self.data = data
         self.origin = origin
+        self.positions = positions
+
+    def at(self, key: str, *, value: bool = True) -> str:
+        """`source.yaml:3:12` for the value of `key` (or the key itself),
+        when the file's positions are known; else the origin alone."""
+        place = self.positions.get(key)
+        if place is None:
+            return self.origin
+        line, column = place[1] if value else place[0]
+        return f"{self.origin}:{line}:{column}"
 
     def fail(self, key: str, message: str) -> SourceConfigError:
-        return SourceConfigError(f"{self.origin}: {key}: {message}")
+        return SourceConfigError(f"{self.at(key)}: {key}: {message}")
 
     def only(self, allowed: set[str]) -> None:
         for key in self.data:
             if key not in allowed:
                 hint = did_you_mean(str(key), sorted(allowed))
                 kind = self.data.get("kind", "csv")
+                where = self.at(str(key), value=False)
                 raise SourceConfigError(
-                    f"{self.origin}: unknown key {key!r} for a {kind} source{hint}"
+                    f"{where}: unknown key {key!r} for a {kind} source{hint}"
                 )
 
     def text(self, key: str) -> str:

@@ -101,6 +101,24 @@ def test_a_yaml_error_has_line_and_column(tmp_path: Path) -> None:
     assert "source.yaml:3:1" in message
 
 
+@pytest.mark.parametrize(
+    ("text", "place", "words"),
+    [
+        ("delimiter: ';'\nencodng: latin-1\n", "2:1", "unknown key 'encodng'"),
+        ("delimiter: ';'\ndecimal: virgula\n", "2:10", "decimal: 'virgula'"),
+        ("delimiter: ';'\nmoney_places:   12\n", "2:17", "money_places: expected"),
+        ("delimiter: ';'\n\ntimezone: Brasil\n", "3:11", "not an IANA time zone"),
+        ("false_values: ['x']\ntrue_values: ['X']\n", "1:15", "both hold 'x'"),
+    ],
+)
+def test_a_mistake_in_a_key_names_its_line_and_column(
+    tmp_path: Path, text: str, place: str, words: str
+) -> None:
+    message = config_error(tmp_path, text)
+    assert f"source.yaml:{place}: " in message
+    assert words in message
+
+
 def test_a_spec_may_be_the_yaml_file_itself(tmp_path: Path) -> None:
     folder = folder_with(tmp_path, "delimiter: ';'\ndecimal: comma\nthousands: space\n")
     (folder / "source.yaml").rename(folder / "mine.yml")
