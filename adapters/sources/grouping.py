@@ -102,7 +102,10 @@ class GroupedSource:
     records); the caller decides from `problems` whether to go on.
 
     `bits_per_id` sizes the index pass's Bloom filters: fewer bits mean
-    more ids to confirm by reading again, never a different answer.
+    more ids to confirm by reading again, never a different answer; 0 keeps
+    every id in memory. `ids_held` says, once `customers()` has started,
+    whether the index held every id (input not grouped, or
+    `bits_per_id` 0) or only the filters.
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class GroupedSource:
         self.notes: list[str] = list(notes or [])
         self.max_records_held = 0  # the most parsed records held at once
         self.bits_per_id: float = BITS_PER_ID
+        self.ids_held = False
         self._streams = streams
         self._digest = digest
         self._parsers = record_parsers(schema, options)
@@ -134,6 +138,7 @@ class GroupedSource:
         self.notes = list(self._base_notes)
         self.max_records_held = 0
         index = build_index(self._keys, bits_per_id=self.bits_per_id)
+        self.ids_held = not index.bounded
         self.problems.extend(index.problems)
         if not index.grouped:
             self.notes.append(

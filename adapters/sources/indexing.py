@@ -152,7 +152,12 @@ class _Unbounded(Exception):
 
 
 def build_index(reader: KeyReader, *, bits_per_id: float = BITS_PER_ID) -> Index:
-    """The index, in bounded memory when the input is grouped by customer."""
+    """The index, in bounded memory when the input is grouped by customer.
+
+    `bits_per_id` sizes the Bloom filters; 0 builds the exact index.
+    """
+    if bits_per_id <= 0:
+        return exact_index(reader)
     try:
         return _BoundedIndex(reader, bits_per_id).build()
     except _Unbounded as reason:
