@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("testing", "diff"),
     "run": ("running", "run"),
     "receipts": ("receipts", "receipts"),
+    "ledger": ("ledgering", "ledger"),
 }
 
 

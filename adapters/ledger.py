@@ -72,6 +72,10 @@ RUN_COMPLETED = "completed"
 RUN_INPUT_ERRORS = "input_errors"
 RUN_LOCK_LOST = "lock_lost"
 RUN_ABORTED = "aborted"  # an error stopped it (the ledger or the data broke)
+RUN_INTERRUPTED = "interrupted"  # killed: a later run found it still running
+
+# What an operator may say an unknown outcome was (`ruleset ledger resolve`).
+RESOLUTIONS = {"sent": SENT, "failed": FAILED_PERMANENT}
 
 # A sent attempt's outcome -> the action's state after it.
 _FINAL_STATE = {
@@ -523,6 +527,30 @@ class Ledger:
                 .where(runs.c.id == run_id)
                 .values(status=status, finished_at=_utc(at), counts=_json(counts))
             )
+
+    def mark_interrupted(self, ruleset: str, run_id: int, at: dt.datetime) -> list[int]:
+        """Close the runs of `ruleset` other than `run_id` still marked
+        running as `interrupted`; return their ids. Call it while holding
+        the run lock: then no live run is among them."""
+        runs = self.tables["runs"]
+        with self._begin() as conn:
+            stale = [
+                int(found)
+                for found in conn.scalars(
+                    sa.select(runs.c.id).where(
+                        runs.c.ruleset == ruleset,
+                        runs.c.status == RUN_RUNNING,
+                        runs.c.id != run_id,
+                    )
+                )
+            ]
+            if stale:
+                conn.execute(
+                    sa.update(runs)
+                    .where(runs.c.id.in_(stale), runs.c.status == RUN_RUNNING)
+                    .values(status=RUN_INTERRUPTED, finished_at=_utc(at))
+                )
+        return sorted(stale)
 
     def last_completed_as_of(self, ruleset: str) -> dt.datetime | None:
         """The latest instant a completed run of `ruleset` planned for."""
@@ -1069,6 +1097,56 @@ class Ledger:
                     for row in conn.execute(query)
                 )
         return found
+
+    def unresolved(self, ruleset: str) -> list[dict[str, Any]]:
+        """The actions of `ruleset` whose outcome is unknown, oldest first:
+        each may or may not have reached its customer until an operator
+        says which (`resolve`)."""
+        actions = self.tables["actions"]
+        query = (
+            sa.select(
+                actions.c.action_id,
+                actions.c.customer_id,
+                actions.c.step,
+                actions.c.channel,
+                actions.c.run_id,
+                actions.c.reason,
+                actions.c.error,
+            )
+            .where(actions.c.ruleset == ruleset, actions.c.state == UNKNOWN)
+            .order_by(actions.c.updated_at, actions.c.action_id)
+        )
+        with self._begin() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    @_retry_deadlocks
+    def resolve(
+        self, action_id: str, resolution: str, at: dt.datetime, note: str
+    ) -> str | None:
+        """Settle an unknown outcome as `sent` or `failed` (permanently: it
+        is not tried again). Returns the action's state before, or None
+        when there is no such action; only `unknown` is changed."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolve as one of {', '.join(RESOLUTIONS)}")
+        actions = self.tables["actions"]
+        with self._begin() as conn:
+            before = conn.execute(
+                sa.select(actions.c.state).where(actions.c.action_id == action_id)
+            ).scalar()
+            if before == UNKNOWN:
+                conn.execute(
+                    sa.update(actions)
+                    .where(
+                        actions.c.action_id == action_id,
+                        actions.c.state == UNKNOWN,
+                    )
+                    .values(
+                        state=RESOLUTIONS[resolution],
+                        reason=note,
+                        updated_at=_utc(at),
+                    )
+                )
+        return None if before is None else str(before)
 
     def action(self, action_id: str) -> dict[str, Any] | None:
         actions = self.tables["actions"]

@@ -4,8 +4,11 @@ One run goes through these steps:
 
 1. take the run lock (a lease row in the ledger; wait up to
    `lock_timeout`, else stop with LOCKED);
-2. turn actions a killed run left in `sending` into `unknown` and report
-   them (they are not sent again unless `resend_unknown`);
+2. mark runs a kill left `running` as `interrupted`, turn actions they
+   left in `sending` into `unknown` and report them (they are not sent
+   again unless `resend_unknown`); every unknown outcome in the ledger is
+   listed, and makes the run exit 1, until an operator resolves it
+   (`ruleset ledger resolve`);
 3. plan for the run's instant, passing the planner `since`: the date of
    the last completed run, or the start of the catch-up grace when that
    is earlier, so steps missed while no run happened are either sent late
@@ -103,6 +106,7 @@ from adapters.runreport import (
     ActionOutcome,
     MessageSample,
     RunReport,
+    UnresolvedAction,
 )
 from engine.frequency import CATCH_UP
 from engine.plan import Action, canonical_json
@@ -303,6 +307,8 @@ class Runner:
         )
         report.run_id = run_id
         self._renew(force=True, run_id=run_id)
+        for stale in ledger.mark_interrupted(self.ruleset, run_id, self.clock()):
+            report.notes.append(f"run {stale} was interrupted; marked so")
         report.recovered = ledger.recover_interrupted(
             self.ruleset, run_id, self.clock()
         )
@@ -326,6 +332,9 @@ class Runner:
             )
         finally:
             report.status = status
+            report.unresolved = [
+                UnresolvedAction.of(row) for row in ledger.unresolved(self.ruleset)
+            ]
             ledger.finish_run(run_id, status, report.counts(), self.clock())
         self._collect_provider_notes(report)
         return report
@@ -347,6 +356,10 @@ class Runner:
                         sends[action.customer_id][action.id] = self._today()
                     report.add(outcome)
         report.status = RUN_INPUT_ERRORS if self._stops(report) else STATUS_DRY_RUN
+        if self.ledger is not None:
+            report.unresolved = [
+                UnresolvedAction.of(row) for row in self.ledger.unresolved(self.ruleset)
+            ]
         return report
 
     def _stops(self, report: RunReport) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,39 @@ class MessageSample:
         }
 
 
+@dataclass(frozen=True)
+class UnresolvedAction:
+    """An action whose outcome is unknown until an operator resolves it."""
+
+    action_id: str
+    customer_id: str
+    step: str | None
+    channel: str | None
+    run_id: int
+    reason: str | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> UnresolvedAction:
+        return cls(
+            str(row["action_id"]),
+            str(row["customer_id"]),
+            row["step"],
+            row["channel"],
+            int(row["run_id"]),
+            row["error"] or row["reason"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action_id,
+            "customer": self.customer_id,
+            "step": self.step,
+            "channel": self.channel,
+            "run": self.run_id,
+            "reason": self.reason,
+        }
+
+
 @dataclass
 class RunReport:
     """Everything a run did, for the summary and for schedulers."""
@@ -137,6 +171,8 @@ class RunReport:
     not_due: list[ActionOutcome] = field(default_factory=list)  # late, not due
     capped: list[ActionOutcome] = field(default_factory=list)  # by the ledger
     errors: list[ActionOutcome] = field(default_factory=list)  # evaluation
+    # Every unknown outcome in the ledger once the run is done.
+    unresolved: list[UnresolvedAction] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     source_notes: list[str] = field(default_factory=list)  # how data was read
     segments: dict[str | None, int] = field(default_factory=dict)  # customers
@@ -178,7 +214,7 @@ class RunReport:
             return exitcodes.LOCKED
         if self.status == RUN_INPUT_ERRORS:
             return exitcodes.INPUT_ERRORS
-        if self.failures or self.recovered or self.errors:
+        if self.failures or self.recovered or self.errors or self.unresolved:
             return exitcodes.PROBLEMS
         return exitcodes.OK
 
@@ -191,6 +227,7 @@ class RunReport:
             "input_problems": len(self.input_problems),
             "recovered_unknown": len(self.recovered),
             "evaluation_errors": len(self.errors),
+            "unresolved_unknown": len(self.unresolved),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -233,6 +270,7 @@ class RunReport:
             "fallbacks": [f.to_json() for f in self.fallbacks],
             "not_due_when_run": [n.to_json() for n in self.not_due],
             "capped_by_ledger": [c.to_json() for c in self.capped],
+            "unresolved_unknown_list": [u.to_json() for u in self.unresolved],
             "evaluation_error_list": [
                 {
                     "action": e.action_id,

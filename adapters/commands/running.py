@@ -8,8 +8,9 @@ one, data comes from `--data`, the ledger is `.ruleset/ledger.sqlite3`
 and every channel goes to the outbox file `.ruleset/outbox.jsonl`.
 
 Exit codes (adapters/exitcodes.py, docs/run.md): 0 done; 1 done, but some
-sends failed or have an unknown outcome, or the policy could not be
-evaluated for some customers; 2 usage error; 3 bad input
+sends failed or have an unknown outcome (also one left by an earlier
+run and not yet resolved with `ruleset ledger resolve`), or the policy
+could not be evaluated for some customers; 2 usage error; 3 bad input
 records with `on_bad_record: fail` (nothing was sent); 4 invalid ruleset,
 run configuration, data source or unreachable ledger; 5 another run holds
 the lock.
@@ -93,7 +94,8 @@ def _fail(message: str, code: int) -> NoReturn:
 
 @click.command(
     epilog="Exit codes: 0 done; 1 done, but some sends failed or have an "
-    "unknown outcome, or the policy failed for some customers; 2 usage error; "
+    "unknown outcome (until resolved: ruleset ledger resolve), or the policy "
+    "failed for some customers; 2 usage error; "
     "3 bad input records, nothing sent; "
     "4 configuration error (ruleset, run configuration, data source, ledger); "
     "5 another run holds the lock. See docs/run.md."
@@ -554,6 +556,16 @@ def summary_lines(report: RunReport) -> list[str]:
             f"{r.action_id} customer {r.customer_id} {r.channel}/{r.step} "
             f"(run {r.run_id})"
             for r in report.recovered
+        ],
+    )
+    _section(
+        lines,
+        "unknown outcome, unresolved: exit 1 until resolved "
+        "(ruleset ledger resolve ACTION --as sent|failed)",
+        [
+            f"{u.action_id} customer {u.customer_id} {u.channel}/{u.step} "
+            f"(run {u.run_id}): {u.reason}"
+            for u in report.unresolved
         ],
     )
     _section(

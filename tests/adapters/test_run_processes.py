@@ -391,3 +391,53 @@ def _read_all(fd: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_an_unknown_outcome_fails_every_run_until_an_operator_resolves_it(
+    tmp_path: Path,
+) -> None:
+    write_data(tmp_path / "data")
+    state = str(tmp_path / ".ruleset")
+
+    first = ruleset_run(tmp_path, fault="after_claim:3")  # leaves one in flight
+    recovering = ruleset_run(tmp_path, fault="before_claim:1")  # recovers it, dies
+    later = ruleset_run(tmp_path)
+    report = json.loads(later.stdout)
+
+    assert first.returncode == recovering.returncode == -signal.SIGKILL
+    assert later.returncode == 1
+    assert report["recovered_unknown_list"] == []  # recovered by the killed run
+    [unknown] = report["unresolved_unknown_list"]
+    assert unknown["reason"] == "interrupted during send (run 1)"
+    ledger = Ledger.open(f"sqlite:///{state}/ledger.sqlite3", create=False)
+    assert ledger is not None
+    runs = [(run["id"], run["status"]) for run in ledger.runs()]
+    ledger.close()
+    assert runs == [(1, "interrupted"), (2, "interrupted"), (3, "completed")]
+    # The killed second run had marked the first.
+    assert "run 2 was interrupted; marked so" in report["notes"]
+    assert "run 1 was interrupted; marked so" not in report["notes"]
+
+    resolve = [RULESET_COMMAND, "ledger", "resolve", unknown["action"]]
+    sent_one = next(iter(sent_actions(tmp_path)))
+    wrong = subprocess.run(
+        [RULESET_COMMAND, "ledger", "resolve", sent_one, "--as", "sent"]
+        + ["--state-dir", state],
+        env=environment(),
+        capture_output=True,
+        text=True,
+    )
+    resolved = subprocess.run(
+        [*resolve, "--as", "failed", "--state-dir", state, "--note", "not in logs"],
+        env=environment(),
+        capture_output=True,
+        text=True,
+    )
+    after = ruleset_run(tmp_path)
+
+    assert wrong.returncode == 1 and "is sent, not unknown" in wrong.stderr
+    assert resolved.returncode == 0, resolved.stderr
+    assert "unknown -> failed_permanent" in resolved.stdout
+    assert after.returncode == 0, after.stdout
+    assert json.loads(after.stdout)["unresolved_unknown_list"] == []
+    assert unknown["action"] not in sent_actions(tmp_path)  # never resent
