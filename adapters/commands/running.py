@@ -36,7 +36,11 @@ from adapters.ledger import Ledger, LedgerError
 from adapters.outcome import NO_SEGMENT, OutcomeTally
 from adapters.providers.base import Provider
 from adapters.providers.options import ProviderConfigError
-from adapters.providers.registry import PROVIDER_KINDS, build_provider
+from adapters.providers.registry import (
+    PROVIDER_KINDS,
+    build_provider,
+    policy_problems,
+)
 from adapters.retry import RateLimiter
 from adapters.runconfig import (
     DEFAULT_PROVIDER,
@@ -408,6 +412,7 @@ def _routes(
         for spec in config.providers.values():
             by_entry[spec.name] = _route(config.resolved(spec), config, env)
             made.append(by_entry[spec.name])
+        _check_policy_needs(config, ruleset, by_entry)
         if config.outbox_only or not config.providers:
             outbox = _route(config.outbox_spec(), config, env)
             made.append(outbox)
@@ -424,6 +429,28 @@ def _routes(
     used = {id(route) for route in routes.values()}
     _close(route for route in made if id(route) not in used)
     return routes
+
+
+def _check_policy_needs(
+    config: RunConfig, ruleset: Ruleset, by_entry: Mapping[str, Route]
+) -> None:
+    """What each configured provider needs from the policy is there (a
+    WhatsApp template mapping on every WhatsApp variant, say); otherwise
+    every such message would fail permanently at send time."""
+    problems: list[str] = []
+    for channel in ruleset.channels:
+        entry = config.configured_for(channel)
+        route = None if entry is None else by_entry.get(entry.name)
+        if route is not None:
+            problems.extend(policy_problems(route.provider, ruleset, channel))
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        _fail(
+            f"{ruleset.name}: the policy lacks what the configured providers "
+            f"need ({len(problems)} problem(s) above)",
+            exitcodes.CONFIG_ERROR,
+        )
 
 
 def _check_delivers(config: RunConfig, ruleset: Ruleset, channel: str) -> None:

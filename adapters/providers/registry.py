@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from adapters.providers.base import Provider
 from adapters.providers.options import (
@@ -41,12 +41,14 @@ from adapters.providers.status import (
 from adapters.providers.voice import VoiceTasks
 from adapters.providers.webhook import SignedWebhook
 from adapters.providers.whatsapp import WhatsAppCloud
+from dsl.model import Ruleset
 
 __all__ = [
     "PROVIDER_KINDS",
     "ProviderConfigError",
     "build_provider",
     "build_receipts",
+    "policy_problems",
 ]
 
 _ALL_CHANNELS = ("sms", "rcs", "whatsapp", "email", "voice", "webhook")
@@ -77,6 +79,26 @@ _FACTORIES: dict[str, _Factory] = {
     "webhook": SignedWebhook.from_options,
     "whatsapp_cloud": WhatsAppCloud.from_options,
 }
+
+
+@runtime_checkable
+class NeedsFromPolicy(Protocol):
+    """A provider that needs something of the policy beyond the copy (the
+    WhatsApp Cloud API sends only templates Meta approved, so every
+    WhatsApp variant must map to one)."""
+
+    def policy_problems(self, ruleset: Ruleset, channel: str) -> list[str]:
+        """`file:line:col: message` for each variant `channel` can send
+        that lacks what this provider needs; empty when nothing does."""
+        ...
+
+
+def policy_problems(provider: Provider, ruleset: Ruleset, channel: str) -> list[str]:
+    """What `provider` needs from `ruleset` to deliver `channel` and does
+    not find; checked before a run plans anything."""
+    if isinstance(provider, NeedsFromPolicy):
+        return provider.policy_problems(ruleset, channel)
+    return []
 
 
 def provider_kind(name: str, options: Mapping[str, Any]) -> str:

@@ -37,6 +37,7 @@ from adapters.providers.http import (
     json_body,
 )
 from adapters.providers.options import Options
+from dsl.model import Ruleset
 
 GRAPH_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v21.0"
@@ -119,6 +120,38 @@ class WhatsAppCloud:
             base_url=options.url("base_url", GRAPH_BASE_URL),
             default_language=options.text("language", None),
         )
+
+    def policy_problems(self, ruleset: Ruleset, channel: str) -> list[str]:
+        """Every WhatsApp variant a step can send on `channel` maps to an
+        approved template with a language; each one that does not would
+        fail permanently at send time, so a run refuses to start."""
+        problems: list[str] = []
+        checked: set[str] = set()
+        for ladder in ruleset.ladders.values():
+            for step in ladder.steps:
+                name = step.template
+                if channel not in step.channels or name is None or name in checked:
+                    continue
+                checked.add(name)
+                template = ruleset.templates.get(name)
+                variant = None if template is None else template.variants.get(channel)
+                if variant is None:
+                    continue  # `ruleset validate` reports a missing variant
+                where = f"{variant.body.location}: template {name!r}, {channel!r}"
+                if variant.provider_template is None:
+                    problems.append(
+                        f"{where}: provider {self.name!r} (whatsapp_cloud) sends "
+                        "only templates approved by Meta, and this copy (step "
+                        f"{ladder.name}/{step.name}) maps to none: add `template`, "
+                        "`language` and `params` (docs/language.md, templates)"
+                    )
+                elif variant.language is None and self._default_language is None:
+                    problems.append(
+                        f"{where}: WhatsApp template {variant.provider_template!r} "
+                        "has no language: set `language` here, or in the "
+                        f"options of provider {self.name!r}"
+                    )
+        return problems
 
     def request_body(self, message: OutboundMessage) -> dict[str, Any]:
         """The Cloud API request for one message, checked before sending."""

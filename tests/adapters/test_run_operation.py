@@ -13,7 +13,9 @@ from click.testing import CliRunner, Result
 
 from adapters import exitcodes
 from adapters.cli import main
+from adapters.providers.registry import build_provider, policy_problems
 from adapters.runconfig import RunConfigError, load_run_config
+from dsl.loader import load_ruleset
 from tests.adapters.providers.servers import HttpServer, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run"
@@ -234,3 +236,117 @@ providers:
     assert result.exit_code == exitcodes.OK, result.output
     assert "would_send" in result.stdout
     assert not (tmp_path / "state").exists()
+
+
+# -- providers say what they need from the policy --------------------------------
+
+VAREJO = Path(__file__).parents[2] / "rulesets" / "varejo"
+
+
+def whatsapp_cloud(options: str = "") -> str:
+    return (
+        'providers:\n  whatsapp: {kind: whatsapp_cloud, phone_number_id: "1065", '
+        f"token_env: WA_TOKEN{options}}}\n  default: {{kind: outbox}}\n"
+    )
+
+
+@pytest.mark.parametrize("mode", [[], ["--dry-run"], ["--outbox", "out.jsonl"]])
+def test_whatsapp_copy_without_a_template_mapping_stops_the_run(
+    tmp_path: Path, mode: list[str]
+) -> None:
+    config = write_config(tmp_path, whatsapp_cloud())
+
+    result = run_cli(tmp_path, "--config", str(config), *mode, env={"WA_TOKEN": "t"})
+
+    policy = RULESET / "ruleset.yaml"
+    line, column = next(
+        (number, text.index('"') + 2)  # the copy's first character
+        for number, text in enumerate(policy.read_text().splitlines(), start=1)
+        if text.strip().startswith('whatsapp: "Oi')
+    )
+    assert result.exit_code == exitcodes.CONFIG_ERROR, result.output
+    assert (
+        f"{policy}:{line}:{column}: template 'atraso', 'whatsapp': provider 'whatsapp' "
+        "(whatsapp_cloud) sends only templates approved by Meta"
+    ) in result.stderr
+    assert "step todos/atraso" in result.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def mapped_ruleset(tmp_path: Path, mapping: str) -> Path:
+    """The fixture policy with its WhatsApp copy mapped as `mapping` says."""
+    folder = tmp_path / "policy"
+    folder.mkdir()
+    text = (RULESET / "ruleset.yaml").read_text(encoding="utf-8")
+    copy = next(line for line in text.splitlines() if 'whatsapp: "Oi' in line)
+    body = copy.split(": ", 1)[1]
+    text = text.replace(
+        copy, f"    whatsapp:\n      text: {body}\n      template: atraso_fatura\n"
+        f"{mapping}      params: [\"{{customer.name}}\"]",
+    )  # fmt: skip
+    (folder / "ruleset.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_a_template_without_a_language_needs_the_provider_default(
+    tmp_path: Path,
+) -> None:
+    policy = mapped_ruleset(tmp_path, "")
+    without = write_config(tmp_path, whatsapp_cloud())
+    common = ["run", str(policy), "--data", str(DATA), "--as-of",
+              "2024-10-06T09:00", "--dry-run"]  # fmt: skip
+
+    refused = CliRunner().invoke(
+        main, [*common, "--config", str(without)], env={"WA_TOKEN": "t"}
+    )
+    with_default = write_config(tmp_path, whatsapp_cloud(", language: pt_BR"))
+    accepted = CliRunner().invoke(
+        main, [*common, "--config", str(with_default)], env={"WA_TOKEN": "t"}
+    )
+
+    assert refused.exit_code == exitcodes.CONFIG_ERROR, refused.output
+    assert "WhatsApp template 'atraso_fatura' has no language" in refused.stderr
+    assert accepted.exit_code == exitcodes.OK, accepted.output
+
+
+def test_a_mapped_template_goes_out_through_the_cloud_api(tmp_path: Path) -> None:
+    policy = mapped_ruleset(tmp_path, "      language: pt_BR\n")
+    with HttpServer(lambda r: Reply(200, {"messages": [{"id": "wamid.1"}]})) as api:
+        config = write_config(tmp_path, whatsapp_cloud(f', base_url: "{api.url}"'))
+        result = CliRunner().invoke(
+            main,
+            ["run", str(policy), "--data", str(DATA), "--as-of", "2024-10-06T09:00",
+             "--state-dir", str(tmp_path / "state"), "--config", str(config),
+             "--format", "json"],
+            env={"WA_TOKEN": "t"},
+        )  # fmt: skip
+        sent = [request.json()["template"] for request in api.requests]
+
+    assert result.exit_code == exitcodes.OK, result.output
+    assert report_of(result)["outcomes"]["sent"] >= 1
+    assert sent == [
+        {
+            "name": "atraso_fatura",
+            "language": {"code": "pt_BR"},
+            "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}
+            ],
+        }
+    ]
+
+
+def test_varejo_maps_every_whatsapp_variant_to_an_approved_template() -> None:
+    ruleset = load_ruleset(VAREJO)
+    provider = build_provider(
+        "whatsapp",
+        {"kind": "whatsapp_cloud", "phone_number_id": "1065", "token_env": "T"},
+        {"T": "t"},
+    )
+
+    variants = [t.variants["whatsapp"] for t in ruleset.templates.values()
+                if "whatsapp" in t.variants]  # fmt: skip
+
+    assert policy_problems(provider, ruleset, "whatsapp") == []
+    assert len(variants) == 4
+    assert all(v.provider_template and v.language == "pt_BR" for v in variants)
+    assert all(len(v.params) >= 3 for v in variants)
