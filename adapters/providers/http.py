@@ -9,7 +9,9 @@ this boundary into the port's failures:
     connection refused/reset, timeout, 408, 425, 429, 5xx  ->  TemporaryFailure
     TLS certificate rejected, 3xx, other 4xx               ->  PermanentFailure
 
-A TemporaryFailure raised after the request went out carries
+A TemporaryFailure raised after the request went out and before an answer
+came (a timeout, a reset), or on a 500, 502 or 504 (a server or gateway
+that failed while the request was in hand), carries
 `details["outcome_unknown"] = True`: the provider may have accepted the
 message, which matters when the API takes no idempotency key.
 """
@@ -50,6 +52,11 @@ USER_AGENT = "ruleset (preventive collection)"
 
 # Statuses worth another try: the server was busy, slow or rate-limiting.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+# 5xx answers from a server that may have acted on the request before it
+# failed: an internal error, or a gateway whose upstream answered badly or
+# too late. 503 (and 408, 425, 429) say the request was turned away.
+MAYBE_ACCEPTED_STATUSES = frozenset({500, 502, 504})
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,9 @@ def failure_for(
     message = f"HTTP {response.status}: {error.message}{code}"
     status = response.status
     if error.retryable or status in RETRYABLE_STATUSES or status >= 500:
+        # A provider that says "try again" in its body is taken at its word.
+        unknown = status in MAYBE_ACCEPTED_STATUSES and not error.retryable
+        details["outcome_unknown"] = unknown
         now = dt.datetime.now(dt.UTC)
         wait = retry_after_seconds(response.headers.get("retry-after"), now)
         return TemporaryFailure(

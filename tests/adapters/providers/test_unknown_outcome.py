@@ -120,8 +120,13 @@ def api_losing_the_first_answer(lose: Reply) -> Callable[[Recorded], Reply]:
 
 @pytest.mark.parametrize(
     "lose",
-    [Reply(hang_up=True), Reply(200, {}, delay=1.0)],
-    ids=["hang-up", "silent-past-timeout"],
+    [
+        Reply(hang_up=True),
+        Reply(200, {}, delay=1.0),
+        Reply(504, {"message": "upstream timed out"}),
+        Reply(500, {"message": "internal error"}),
+    ],
+    ids=["hang-up", "silent-past-timeout", "gateway-timeout", "internal-error"],
 )
 @pytest.mark.parametrize("label", sorted(HTTP_KINDS))
 def test_a_lost_answer_is_retried_only_where_a_duplicate_is_harmless(
@@ -144,6 +149,20 @@ def test_a_lost_answer_is_retried_only_where_a_duplicate_is_harmless(
         assert len(posts) == 1  # the message may be on the phone already
         assert [a.outcome for a in delivery.attempts] == ["unknown"]
         assert delivery.details["outcome_unknown"] is True
+
+
+@pytest.mark.parametrize("label", sorted(HTTP_KINDS))
+def test_a_request_turned_away_is_retried_by_every_provider(
+    label: str, make_message: MessageFactory
+) -> None:
+    busy = Reply(503, {"message": "busy"})
+    with HttpServer(api_losing_the_first_answer(busy)) as server:
+        provider = http_provider(label, server)
+
+        delivery = deliver(provider, message_for(make_message), NO_WAIT, sleep=no_sleep)
+
+    assert delivery.status == SENT
+    assert [a.outcome for a in delivery.attempts] == ["temporary", "sent"]
 
 
 def test_at_least_once_retries_a_lost_answer_anyway(
