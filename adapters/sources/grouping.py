@@ -128,7 +128,8 @@ class GroupedSource:
         self._digest = digest
         self._parsers = record_parsers(schema, options)
         self._base_notes = list(self.notes)
-        self._keys = KeyReader(streams, self._parsers, frozenset(options.null_words))
+        self._null_words = frozenset(options.null_words)
+        self._keys = KeyReader(streams, self._parsers, self._null_words)
 
     def digest(self) -> str:
         return self._digest()
@@ -173,6 +174,7 @@ class GroupedSource:
         of its invoices, are all of its records.
         """
         is_repeat = self._repeats(index)
+        repeats = bool(index.duplicates)
         invoices = _Lookahead(self._keyed("invoices"), "invoices")
         payments = _Lookahead(self._keyed("payments"), "payments")
         for customer_id, row in self._customer_rows(is_repeat):
@@ -180,7 +182,7 @@ class GroupedSource:
             invoice_ids: set[str] = set()
             taken = self._take(invoices, index.unknown_customers, (customer_id,))
             for invoice_row, invoice_id in taken:
-                if not is_repeat("invoices", invoice_id):
+                if not (repeats and is_repeat("invoices", invoice_id)):
                     own_invoices.append(invoice_row)
                     invoice_ids.add(invoice_id)
             own_payments = [
@@ -198,10 +200,10 @@ class GroupedSource:
             (invoices, index.unknown_customers),
             (payments, index.unknown_invoices),
         ):
-            while stream.peek() is not None:
+            while stream.head is not None:
                 self._take(stream, unknown, ())
-                if (item := stream.peek()) is not None:
-                    stream.next()
+                if (item := stream.head) is not None:
+                    stream.advance()
                     self._report(
                         item[0], item[1], "left out: not in its customer's group"
                     )
@@ -213,7 +215,7 @@ class GroupedSource:
         their ids. Rows naming an unknown parent (reported by the index
         pass) are passed, unreadable ones reported."""
         taken: list[tuple[RawRow, str]] = []
-        while (item := stream.peek()) is not None:
+        while (item := stream.head) is not None:
             row, key, parent = item
             if key is None or parent is None:
                 self._parse(stream.collection, row)  # reports what is unreadable
@@ -221,7 +223,7 @@ class GroupedSource:
                 taken.append((row, key))
             elif parent not in unknown:
                 break  # the next customer's
-            stream.next()
+            stream.advance()
         return taken
 
     def _held(self, index: Index) -> Iterator[CustomerRecords]:
@@ -272,15 +274,29 @@ class GroupedSource:
         return is_repeat
 
     def _keyed(self, collection: str) -> Iterator[_Keyed]:
-        parent_field = "customer_id" if collection == "invoices" else "invoice_id"
         id_field = _ID_FIELD[collection]
+        parent_field = "customer_id" if collection == "invoices" else None
+        null_words, key_of = self._null_words, self._keys.key
         for row in self._streams[collection].rows():
-            key = self._key(collection, id_field, row)
-            parent = (
-                key
-                if parent_field == id_field
-                else self._key(collection, parent_field, row)
-            )
+            if row.error is not None:
+                yield row, None, None
+                continue
+            # `_key`, inlined for text: this runs once per row.
+            key = row.values.get(id_field)
+            if isinstance(key, str):
+                key = key.strip()
+                key = None if key in null_words else key
+            else:
+                key = key_of(collection, id_field, key)
+            if parent_field is None:
+                yield row, key, key
+                continue
+            parent = row.values.get(parent_field)
+            if isinstance(parent, str):
+                parent = parent.strip()
+                parent = None if parent in null_words else parent
+            else:
+                parent = key_of(collection, parent_field, parent)
             yield row, key, parent
 
     def _customer_rows(
@@ -359,22 +375,13 @@ class GroupedSource:
 
 
 class _Lookahead:
-    """One collection's rows with their keys, with one row of lookahead."""
+    """One collection's rows with their keys; `head` is the next one (None
+    at the end)."""
 
     def __init__(self, items: Iterator[_Keyed], collection: str) -> None:
         self.collection = collection
         self._items = items
-        self._next: _Keyed | None = None
-        self._done = False
+        self.head = next(items, None)
 
-    def peek(self) -> _Keyed | None:
-        if self._next is None and not self._done:
-            self._next = next(self._items, None)
-            self._done = self._next is None
-        return self._next
-
-    def next(self) -> _Keyed:
-        item = self.peek()
-        assert item is not None  # callers peek first
-        self._next = None
-        return item
+    def advance(self) -> None:
+        self.head = next(self._items, None)

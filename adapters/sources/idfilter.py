@@ -35,36 +35,41 @@ class IdFilter:
         self.size = max(_MIN_BITS, int(expected * bits_per_id))
         self._bits = bytearray((self.size + 7) // 8)
 
-    def _positions(self, key: str) -> tuple[int, int, int]:
-        digest = blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12)
-        a, b, c = _POSITIONS.unpack(digest.digest())
-        size = self.size
-        return a % size, b % size, c % size
-
     def add(self, key: str) -> bool:
         """Add `key`; True when it may have been added before."""
-        a, b, c = self._positions(key)
-        bits = self._bits
+        a, b, c = _positions(key)
+        size, bits = self.size, self._bits
+        a, b, c = a % size, b % size, c % size
         seen = (
             bits[a >> 3] >> (a & 7) & bits[b >> 3] >> (b & 7) & bits[c >> 3] >> (c & 7)
         ) & 1
         bits[a >> 3] |= 1 << (a & 7)
         bits[b >> 3] |= 1 << (b & 7)
         bits[c >> 3] |= 1 << (c & 7)
-        return bool(seen)
+        return seen == 1
 
     def __contains__(self, key: str) -> bool:
         """False when `key` was surely never added."""
-        a, b, c = self._positions(key)
-        bits = self._bits
-        return bool(
+        a, b, c = _positions(key)
+        size, bits = self.size, self._bits
+        a, b, c = a % size, b % size, c % size
+        return (
             bits[a >> 3] >> (a & 7)
             & bits[b >> 3] >> (b & 7)
             & bits[c >> 3] >> (c & 7)
             & 1
-        )
+        ) == 1
 
     @property
     def nbytes(self) -> int:
         """Memory held by the bits."""
         return len(self._bits)
+
+
+def _positions(key: str) -> tuple[int, ...]:
+    """Three 32-bit numbers from one BLAKE2b digest of `key`."""
+    try:
+        data = key.encode()
+    except UnicodeEncodeError:  # a lone surrogate, from JSON
+        data = key.encode("utf-8", "surrogatepass")
+    return _POSITIONS.unpack(blake2b(data, digest_size=12).digest())

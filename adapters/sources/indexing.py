@@ -121,23 +121,57 @@ class KeyReader:
         return value if isinstance(value, str) else None
 
     def rows(self, collection: str, names: tuple[str, ...]) -> Iterator[KeyRow]:
+        """(row, the keys `names`) of each row; all None for a row that
+        cannot be read."""
         unreadable = (None,) * len(names)
         null_words = self._null_words
         key = self.key
-        for number, values in self._streams[collection].keys(names):
-            if values is None:
-                yield number, unreadable
-            elif len(values) == 1 and isinstance(first := values[0], str):
-                text = first.strip()  # the common case, inlined
-                yield number, (None if text in null_words else text,)
-            else:
-                yield (
-                    number,
-                    tuple(
-                        key(collection, name, raw)
-                        for name, raw in zip(names, values, strict=True)
-                    ),
-                )
+        rows = self._streams[collection].keys(names)
+        # Text, the common case, is read inline: every pass reads the keys.
+        if len(names) == 1:
+            for number, values in rows:
+                if values is None:
+                    yield number, unreadable
+                elif isinstance(one := values[0], str):
+                    one = one.strip()
+                    yield number, (None if one in null_words else one,)
+                else:
+                    yield number, (key(collection, names[0], one),)
+        elif len(names) == 2:
+            for number, values in rows:
+                if values is None:
+                    yield number, unreadable
+                    continue
+                one, two = values
+                if isinstance(one, str) and isinstance(two, str):
+                    one, two = one.strip(), two.strip()
+                    yield (
+                        number,
+                        (
+                            None if one in null_words else one,
+                            None if two in null_words else two,
+                        ),
+                    )
+                else:
+                    yield (
+                        number,
+                        (
+                            key(collection, names[0], one),
+                            key(collection, names[1], two),
+                        ),
+                    )
+        else:
+            for number, values in rows:
+                if values is None:
+                    yield number, unreadable
+                else:
+                    yield (
+                        number,
+                        tuple(
+                            key(collection, name, raw)
+                            for name, raw in zip(names, values, strict=True)
+                        ),
+                    )
 
     def size_hint(self, collection: str) -> int:
         """At least the number of rows (counted when the stream cannot say)."""
@@ -338,6 +372,10 @@ class _Groups:
             pass
 
 
+def _ignore(child: _Child) -> None:
+    """A match that needs no more than its place in the alignment."""
+
+
 class _Alignment:
     """Rows naming a parent (children), against their parents' groups in
     the parents' order, without an index of the parents.
@@ -379,17 +417,25 @@ class _Alignment:
         self._settle_at = _FIRST_SETTLEMENT
 
     def run(self) -> None:
-        groups = self._groups
+        groups, pending, children = self._groups, self._pending, self._children
+        match = self._on_match or _ignore
         current: Container[str] = ()
-        while (child := self._next()) is not None:
+        while True:
+            # Inlined: this loop runs once per row of the children's file.
+            if pending:
+                child = pending.popleft()
+            elif (read := next(children, None)) is not None:
+                child = read
+            else:
+                break
             parent = child[1]
             if parent in current:
-                self._match(child)
+                match(child)
                 continue
             upcoming = groups.peek()
             if upcoming is not None and parent in upcoming:
                 current = groups.take()
-                self._match(child)
+                match(child)
                 continue
             if not self._may_exist(parent):
                 self._unknown(child)
@@ -405,11 +451,6 @@ class _Alignment:
             current = self._advance(child, stoppers)
         groups.drain()
         self._settle()
-
-    def _next(self) -> _Child | None:
-        if self._pending:
-            return self._pending.popleft()
-        return next(self._children, None)
 
     def _stoppers(self, parent: str) -> set[str]:
         """Parent keys of the next few children naming another parent that
