@@ -144,6 +144,9 @@ class YScalar:
         end = self._end - 1 if self.style in ("single", "double") else self._end
         double = self.style == "double"
         single = self.style == "single"
+        # In a flow scalar the next line's leading white space is never
+        # content (an escaped space, `\ `, is written after it).
+        flow = self.style in ("plain", "single", "double")
         positions: list[int] = []
         for ch in self.text:
             while i < end:
@@ -151,14 +154,14 @@ class YScalar:
                 if double and s == "\\" and i + 1 < end:
                     escaped = src[i + 1]
                     if escaped in "\n\r":
-                        i += 2
+                        i = _line_prefix_end(src, i + 1, end)
                         continue
                     positions.append(i)
                     i += {"x": 4, "u": 6, "U": 10}.get(escaped, 2)
                     break
                 if s == ch or (ch.isspace() and s.isspace()):
                     positions.append(i)
-                    i += 1
+                    i = _line_prefix_end(src, i, end) if flow and s in "\n\r" else i + 1
                     break
                 if s.isspace() or (single and s == "'"):
                     i += 1
@@ -173,6 +176,17 @@ class YScalar:
     def _linear(self) -> list[int]:
         begin = self._content_begin()
         return [begin + k for k in range(len(self.text))]
+
+
+def _line_prefix_end(src: str, newline: int, end: int) -> int:
+    """The index after the line break at `newline` (CR, LF or CRLF) and the
+    spaces and tabs that start the next line."""
+    i = newline + 1
+    if src[newline] == "\r" and i < end and src[i] == "\n":
+        i += 1
+    while i < end and src[i] in " \t":
+        i += 1
+    return i
 
 
 @dataclass(eq=False)

@@ -353,6 +353,28 @@ _TEXT = st.text(
 )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # An escaped line break, then an escaped space on the next line.
+        '"v": "00000\\\n  \\ 01"\n',
+        # A folded line break, then an escaped space.
+        '"v": "ab\n  \\ cd"\n',
+        '"v": "ab\\\r\n  \\ cd"\n',
+    ],
+    ids=["escaped-break", "folded-break", "escaped-crlf"],
+)
+def test_a_continuation_line_prefix_is_never_content(text: str) -> None:
+    node = scalar(text)
+
+    escaped_space = node.locate(node.text.rindex(" "))
+
+    assert (escaped_space.line, char_at(text, escaped_space)) == (2, "\\")
+    for offset, char in enumerate(node.text):
+        if not char.isspace():
+            assert char_at(text, node.locate(offset)) == char, offset
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     value=_TEXT,
