@@ -89,7 +89,16 @@ def test_the_example_policy_plans_a_small_portfolio(varejo: CompiledRuleset) -> 
     first = actions[0]
     assert first.message == {
         "body": f"Oi Joana! Sua fatura de R${NBSP}1.250,40 vence em 18/11. "
-        "Pague pelo Pix: https://pague.example.com/1-a"
+        "Pague pelo Pix: https://pague.example.com/1-a",
+        # The WhatsApp Cloud API sends the approved template, filled in order.
+        "template": "varejo_lembrete_vencimento",
+        "language": "pt_BR",
+        "params": [
+            "Joana",
+            f"R${NBSP}1.250,40",
+            "18/11",
+            "https://pague.example.com/1-a",
+        ],
     }
     assert first.window_start is not None
     assert first.window_start.isoformat() == "2024-11-16T09:00:00-03:00"
