@@ -73,6 +73,7 @@ RUN_INPUT_ERRORS = "input_errors"
 RUN_LOCK_LOST = "lock_lost"
 RUN_ABORTED = "aborted"  # an error stopped it (the ledger or the data broke)
 RUN_INTERRUPTED = "interrupted"  # killed: a later run found it still running
+RUN_STOPPED = "stopped"  # SIGTERM or SIGINT: it finished its send and stopped
 
 # What an operator may say an unknown outcome was (`ruleset ledger resolve`).
 RESOLUTIONS = {"sent": SENT, "failed": FAILED_PERMANENT}
@@ -944,10 +945,16 @@ class Ledger:
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
         final: bool,
-    ) -> None:
+    ) -> bool:
         """Record one provider call; when `final`, also the action's new
         state, in the same transaction (so a `sent` attempt never exists
-        beside an action still marked `sending`)."""
+        beside an action still marked `sending`).
+
+        The action is updated only while this run holds it in `sending`:
+        a run that lost its lock finds its in-flight action marked
+        `unknown` (or claimed again) by the run that took over, and must
+        not overwrite that. Returns False then; the attempt row is kept.
+        """
         actions = self.tables["actions"]
         attempts = self.tables["attempts"]
         values: dict[str, Any] = {
@@ -976,11 +983,16 @@ class Ledger:
                     details=_json(details),
                 )
             )
-            conn.execute(
+            updated = conn.execute(
                 sa.update(actions)
-                .where(actions.c.action_id == action_id, actions.c.run_id == run_id)
+                .where(
+                    actions.c.action_id == action_id,
+                    actions.c.run_id == run_id,
+                    actions.c.state == SENDING,
+                )
                 .values(**values)
-            )
+            ).rowcount
+        return updated == 1
 
     def release(
         self, action_id: str, run_id: int, at: dt.datetime, reason: str

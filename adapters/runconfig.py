@@ -43,6 +43,19 @@ OUTBOX_FILE = "outbox.jsonl"
 DEFAULT_PROVIDER = "default"  # the providers entry for channels not listed
 OUTBOX_KIND = "outbox"
 
+DEFAULT_LOCK_LEASE = 300.0
+
+
+def default_retries(lock_lease: float = DEFAULT_LOCK_LEASE) -> RetryPolicy:
+    """The retry policy when the file sets none: a Retry-After is waited
+    for up to half the lock's lease (the lease is renewed meanwhile, but a
+    wait that outlasts it would hold the run for longer than another run
+    is told to wait for it)."""
+    return RetryPolicy(
+        max_retry_after=min(RetryPolicy().max_retry_after, lock_lease / 2)
+    )
+
+
 ON_BAD_RECORD = ("fail", "skip")
 UNKNOWN_OUTCOME = ("report", "resend")
 
@@ -123,10 +136,10 @@ class RunConfig:
     outbox: Path | None = None  # None: outbox.jsonl in the state dir
     outbox_only: bool = False  # --outbox: every channel to the outbox
     providers: dict[str, ProviderSpec] = field(default_factory=dict)
-    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    retries: RetryPolicy = field(default_factory=default_retries)
     unknown_outcome: str = "report"
     lock_timeout: float = 10.0
-    lock_lease: float = 300.0
+    lock_lease: float = DEFAULT_LOCK_LEASE
 
     @property
     def ledger(self) -> str:
@@ -341,6 +354,7 @@ class _Reader:
     def __init__(self, document: _Document, env: Mapping[str, str]) -> None:
         self.document = document
         self.env = env
+        self.lock_lease = DEFAULT_LOCK_LEASE
 
     def fail(self, path: tuple[Any, ...], message: str) -> RunConfigError:
         return RunConfigError(message, self.document.where(path))
@@ -369,12 +383,14 @@ class _Reader:
             settings["outbox"] = Path(self._text(data, ("outbox",)))
         if "ledger" in data:
             settings.update(self._ledger(data["ledger"]))
+        if "lock_lease" in data:
+            self.lock_lease = self._seconds(data, "lock_lease", minimum=1.0)
+            settings["lock_lease"] = self.lock_lease
+        settings["retries"] = default_retries(self.lock_lease)
         if "retries" in data:
             settings["retries"] = self._retries(data["retries"], ("retries",))
         if "lock_timeout" in data:
             settings["lock_timeout"] = self._seconds(data, "lock_timeout", minimum=0.0)
-        if "lock_lease" in data:
-            settings["lock_lease"] = self._seconds(data, "lock_lease", minimum=1.0)
         if "providers" in data:
             settings["providers"] = self._providers(data["providers"])
         return RunConfig(**settings)
@@ -527,6 +543,19 @@ class _Reader:
         for key in _RETRY_KEYS[1:]:
             if key in value:
                 settings[key] = self._seconds(value, key, minimum=0.0, path=path)
+        wait = settings.get("max_retry_after")
+        if wait is None:
+            settings["max_retry_after"] = default_retries(
+                self.lock_lease
+            ).max_retry_after
+        elif wait >= self.lock_lease:
+            raise self.fail(
+                (*path, "max_retry_after"),
+                f"max_retry_after ({wait:g}s) must be shorter than lock_lease "
+                f"({self.lock_lease:g}s): a run waiting that long would hold the "
+                "lock past what other runs are told to expect; lower it or "
+                "raise lock_lease",
+            )
         return RetryPolicy(**settings)
 
     def _providers(self, value: Any) -> dict[str, ProviderSpec]:
