@@ -49,6 +49,7 @@ import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -66,12 +67,14 @@ from adapters.ledger import (
     RUN_COMPLETED,
     RUN_INPUT_ERRORS,
     RUN_LOCK_LOST,
+    RUN_STOPPED,
     SENDING,
     SENT,
     SKIPPED,
     UNKNOWN,
     ActionEntry,
     Ledger,
+    LedgerError,
     LockHolder,
     StepHolder,
     step_key,
@@ -185,6 +188,65 @@ class _LockLost(Exception):
     pass
 
 
+class _Stopped(Exception):
+    """A stop was requested (SIGTERM, SIGINT): `args[0]` says why."""
+
+
+def _stopped_note(stop: _Stopped) -> str:
+    return (
+        f"stopped by {stop.args[0]}: the send in flight was finished and "
+        "recorded, nothing more was claimed, and what was not sent stays "
+        "planned for the next run"
+    )
+
+
+class _Heartbeat:
+    """Renews the run lock's lease every third of its length from a
+    thread of its own, so that a slow provider or a long Retry-After wait
+    never lets it expire under a live run.
+
+    `lost` is set when a renewal finds the lock in other hands, or when
+    renewals have failed (the database unreachable) for a whole lease: the
+    lock may be someone else's by then. Setting it also sets `wake`, which
+    cuts the run's current wait short.
+    """
+
+    def __init__(
+        self, renew: Callable[[], bool], lease: float, wake: threading.Event
+    ) -> None:
+        self.lost = threading.Event()
+        self._renew = renew
+        self._lease = lease
+        self._wake = wake
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name="ruleset-lock-heartbeat", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        renewed = time.monotonic()
+        while not self._done.wait(self._lease / 3):
+            try:
+                held = self._renew()
+            except LedgerError as error:
+                logger.warning("cannot renew the run lock: %s", error)
+                held = time.monotonic() - renewed < self._lease
+            else:
+                renewed = time.monotonic()
+            if not held:
+                logger.error("the run lock is lost; this run stops claiming")
+                self.lost.set()
+                self._wake.set()
+                return
+
+
 class _Faults:
     """The RULESET_FAULT test hook (see the module docstring)."""
 
@@ -236,7 +298,7 @@ class Runner:
         routes: Mapping[str, Route],
         settings: RunSettings,
         clock: Callable[[], dt.datetime] = _utc_now,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         channel_kinds: Mapping[str, str] | None = None,
     ) -> None:
@@ -248,6 +310,8 @@ class Runner:
         self.routes = routes
         self.settings = settings
         self.clock = clock
+        # Back-off, rate-limit and Retry-After waits; by default a wait
+        # that a stop request or a lost lock cuts short.
         self.sleep = sleep
         self.on_progress = on_progress
         # The policy's channel kinds, for a provider's fallback to another
@@ -260,7 +324,10 @@ class Runner:
         self._faults = _Faults(os.environ.get(FAULT_VARIABLE))
         self._started = 0.0
         self._as_of = _utc_now()
-        self._renewed = 0.0
+        self._renewed = 0.0  # time.monotonic() of the last renewal
+        self._heartbeat: _Heartbeat | None = None
+        self._wake = threading.Event()  # set to cut a wait short
+        self._stop_reason: str | None = None
         # Days (in the ruleset's zone) a completed earlier run evaluated.
         self._evaluated: frozenset[dt.date] = frozenset()
         # Late actions no run would have sent on their day -> that day.
@@ -287,10 +354,37 @@ class Runner:
             report.status = STATUS_LOCKED
             report.lock_holder = holder
             return report
+        self._heartbeat = _Heartbeat(
+            self._renew_lease, self.settings.lock_lease, self._wake
+        )
+        self._heartbeat.start()
         try:
             return self._locked_run(report, source, ledger)
         finally:
+            self._heartbeat.stop()
             ledger.release_lock(self.lock_name, self._token)
+
+    def request_stop(self, reason: str) -> None:
+        """Stop at the next safe point: the send in flight finishes and is
+        recorded, a retry wait is cut short (its message stays planned),
+        and nothing new is claimed. Safe to call from a signal handler."""
+        self._stop_reason = reason
+        self._wake.set()
+
+    def _check_stop(self) -> None:
+        if self._stop_reason is not None:
+            raise _Stopped(self._stop_reason)
+
+    def _wait(self, seconds: float) -> None:
+        """A back-off, rate-limit or Retry-After wait; the lock stays
+        renewed meanwhile (the heartbeat), and a stop request or a lost
+        lock ends it early."""
+        if self.sleep is not None:
+            self.sleep(seconds)
+        else:
+            self._wake.wait(seconds)
+        self._check_stop()
+        self._renew()
 
     def _locked_run(
         self, report: RunReport, source: PlanInput, ledger: Ledger
@@ -327,9 +421,13 @@ class Runner:
         except _LockLost:
             status = RUN_LOCK_LOST
             report.notes.append(
-                "another run took the lock (this run's lease expired); "
-                "this run stopped sending and left the rest planned"
+                "this run lost its lock (its lease could not be renewed in "
+                "time, and another run may have taken it): it claimed nothing "
+                "more and left the rest planned"
             )
+        except _Stopped as stop:
+            status = RUN_STOPPED
+            report.notes.append(_stopped_note(stop))
         finally:
             report.status = status
             report.unresolved = [
@@ -343,9 +441,24 @@ class Runner:
         """Plan and report what a run would do; write and send nothing."""
         report.since = self._since(source)
         self._evaluated = self._evaluated_days(source)
+        try:
+            self._dry_plan(report, source)
+        except _Stopped as stop:
+            report.status = RUN_STOPPED
+            report.notes.append(_stopped_note(stop))
+            return report
+        report.status = RUN_INPUT_ERRORS if self._stops(report) else STATUS_DRY_RUN
+        if self.ledger is not None:
+            report.unresolved = [
+                UnresolvedAction.of(row) for row in self.ledger.unresolved(self.ruleset)
+            ]
+        return report
+
+    def _dry_plan(self, report: RunReport, source: PlanInput) -> None:
         with self._spool() as spool:
             self._plan(report, source, spool)
             for batch in _batches(_read(spool)):
+                self._check_stop()
                 self._not_due.update(self._late_not_due(batch))
                 states, holders = self._known(batch)
                 sends = self._sends(batch)
@@ -355,12 +468,6 @@ class Runner:
                         outcome.outcome = OUT_WOULD_SEND
                         sends[action.customer_id][action.id] = self._today()
                     report.add(outcome)
-        report.status = RUN_INPUT_ERRORS if self._stops(report) else STATUS_DRY_RUN
-        if self.ledger is not None:
-            report.unresolved = [
-                UnresolvedAction.of(row) for row in self.ledger.unresolved(self.ruleset)
-            ]
-        return report
 
     def _stops(self, report: RunReport) -> bool:
         """Bad input records stop the run before anything is recorded."""
@@ -482,11 +589,21 @@ class Runner:
         )
 
     def _renew(self, *, force: bool = False, run_id: int | None = None) -> None:
-        """Extend the lease every third of its length; stop when lost.
-        `run_id` names the run in the lock row, for whoever waits."""
+        """Stop when the lease is lost. The heartbeat thread renews it every
+        third of its length, even while a send or a wait goes on; here,
+        before claiming, it is renewed when the last renewal is that old
+        (or with `force`, naming `run_id` in the lock row for whoever
+        waits), so no claim is made on a lease that may have lapsed."""
+        if self._heartbeat is not None and self._heartbeat.lost.is_set():
+            raise _LockLost()
         elapsed = time.monotonic() - self._renewed
         if not force and elapsed < self.settings.lock_lease / 3:
             return
+        if not self._renew_lease(run_id):
+            raise _LockLost()
+
+    def _renew_lease(self, run_id: int | None = None) -> bool:
+        """Extend the lease now; False when this run no longer holds it."""
         renewed = self._ledger().renew_lock(
             self.lock_name,
             self._token,
@@ -494,9 +611,9 @@ class Runner:
             lease=self.settings.lock_lease,
             run_id=run_id,
         )
-        if not renewed:
-            raise _LockLost()
-        self._renewed = time.monotonic()
+        if renewed:
+            self._renewed = time.monotonic()
+        return renewed
 
     # -- planning -----------------------------------------------------------
 
@@ -526,6 +643,7 @@ class Runner:
             if len(report.samples) < SAMPLE_MESSAGES and _is_send(action):
                 report.samples.append(MessageSample.of(action))
             total += 1
+            self._check_stop()
             if not self.settings.dry_run and total % 1000 == 0:
                 self._renew()
         report.input_problems = list(source.problems())
@@ -609,6 +727,7 @@ class Runner:
             states, holders = self._known(batch)
             sends = self._sends(batch)
             for action in batch:
+                self._check_stop()
                 self._renew()
                 outcome = self._decide(action, states, holders, sends)
                 if outcome.outcome == OUT_SENT:
@@ -748,8 +867,10 @@ class Runner:
         route = self.routes[action.channel or "-"]
         message = outbound_message(action)
         on_fallback = False
+        attempts: list[Attempt] = []
 
         def record(attempt: Attempt) -> None:
+            attempts.append(attempt)
             if attempt.outcome == "sent":
                 self._faults.point("after_send")
             final = attempt.outcome != "temporary" or attempt.retry_in is None
@@ -759,7 +880,7 @@ class Runner:
                 and self._fallback(message, attempt.details) is not None
             ):
                 final = False  # the fallback channel decides the outcome
-            ledger.record_attempt(
+            kept = ledger.record_attempt(
                 action.id,
                 run_id,
                 number=attempt.number,
@@ -772,36 +893,47 @@ class Runner:
                 details=attempt.details,
                 final=final,
             )
+            if not kept:
+                report.notes.append(
+                    f"{action.id}: this run no longer held it when the attempt "
+                    f"ended ({attempt.outcome}); the state the run that took "
+                    "over recorded was kept"
+                )
 
-        delivery = deliver(
-            route.provider,
-            message,
-            route.retries,
-            route.limiter,
-            self.sleep,
-            first_attempt=claim.first_attempt,
-            on_attempt=record,
-            clock=self.clock,
-            resend_unknown=self.settings.resend_unknown,
-        )
-        fallback = None
-        if delivery.status == FAILED_PERMANENT:
-            fallback = self._fallback(message, delivery.details)
-        if fallback is not None:
-            other, other_route = fallback
-            on_fallback = True
-            outcome.fallback_channel = other.channel
+        try:
             delivery = deliver(
-                other_route.provider,
-                other,
-                other_route.retries,
-                other_route.limiter,
-                self.sleep,
-                first_attempt=delivery.attempts[-1].number + 1,
+                route.provider,
+                message,
+                route.retries,
+                route.limiter,
+                self._wait,
+                first_attempt=claim.first_attempt,
                 on_attempt=record,
                 clock=self.clock,
                 resend_unknown=self.settings.resend_unknown,
             )
+            fallback = None
+            if delivery.status == FAILED_PERMANENT:
+                fallback = self._fallback(message, delivery.details)
+            if fallback is not None:
+                other, other_route = fallback
+                on_fallback = True
+                outcome.fallback_channel = other.channel
+                delivery = deliver(
+                    other_route.provider,
+                    other,
+                    other_route.retries,
+                    other_route.limiter,
+                    self._wait,
+                    first_attempt=delivery.attempts[-1].number + 1,
+                    on_attempt=record,
+                    clock=self.clock,
+                    resend_unknown=self.settings.resend_unknown,
+                )
+        except (_Stopped, _LockLost):
+            self._abandon(action, run_id, attempts, outcome)
+            report.add(outcome)
+            raise
 
         outcome.outcome = {
             SENT: OUT_SENT,
@@ -810,6 +942,30 @@ class Runner:
         }.get(delivery.status, OUT_UNKNOWN)
         outcome.error = delivery.error
         return outcome
+
+    def _abandon(
+        self,
+        action: Action,
+        run_id: int,
+        attempts: Sequence[Attempt],
+        outcome: ActionOutcome,
+    ) -> None:
+        """The run stops during a wait before a retry (or before the first
+        attempt, for the rate limit): the message did not go out, so it is
+        given back as planned for the next run. After an attempt whose
+        outcome is unknown it stays `sending`, and the next run reports it
+        as unknown, as after a kill."""
+        last = attempts[-1] if attempts else None
+        outcome.outcome = OUT_FAILED_TEMPORARY
+        if last is not None and last.details.get("outcome_unknown") is True:
+            outcome.error = (
+                "the run stopped while waiting to retry a send whose outcome is "
+                "unknown; the next run reports it as unknown"
+            )
+            return
+        reason = "the run stopped while waiting to send it"
+        self._ledger().release(action.id, run_id, self.clock(), reason)
+        outcome.error = f"not sent: {reason}; it stays planned for the next run"
 
     def _fallback(
         self, message: OutboundMessage, details: Mapping[str, Any]

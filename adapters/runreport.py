@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import exitcodes
-from adapters.ledger import RUN_INPUT_ERRORS, RUN_LOCK_LOST, LockHolder, RecoveredAction
+from adapters.ledger import (
+    RUN_INPUT_ERRORS,
+    RUN_LOCK_LOST,
+    RUN_STOPPED,
+    LockHolder,
+    RecoveredAction,
+)
 from adapters.masking import mask_text
 from adapters.outcome import NO_SEGMENT, OutcomeTally
 from engine.plan import Action
@@ -212,6 +218,8 @@ class RunReport:
     def exit_code(self) -> int:
         if self.status in (STATUS_LOCKED, RUN_LOCK_LOST):
             return exitcodes.LOCKED
+        if self.status == RUN_STOPPED:
+            return exitcodes.STOPPED
         if self.status == RUN_INPUT_ERRORS:
             return exitcodes.INPUT_ERRORS
         if self.failures or self.recovered or self.errors or self.unresolved:

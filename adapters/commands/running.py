@@ -13,7 +13,7 @@ run and not yet resolved with `ruleset ledger resolve`), or the policy
 could not be evaluated for some customers; 2 usage error; 3 bad input
 records with `on_bad_record: fail` (nothing was sent); 4 invalid ruleset,
 run configuration, data source or unreachable ledger; 5 another run holds
-the lock.
+the lock; 6 stopped by SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -23,9 +23,13 @@ import difflib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
@@ -102,7 +106,8 @@ def _fail(message: str, code: int) -> NoReturn:
     "failed for some customers; 2 usage error; "
     "3 bad input records, nothing sent; "
     "4 configuration error (ruleset, run configuration, data source, ledger); "
-    "5 another run holds the lock. See docs/run.md."
+    "5 another run holds the lock; 6 stopped by SIGTERM/SIGINT (the send in "
+    "flight finished, the rest left for the next run). See docs/run.md."
 )
 @click.argument("ruleset_path", metavar="RULESET", type=click.Path(exists=True))
 @click.option(
@@ -238,9 +243,10 @@ def run(
     progress = _Progress(enabled=output_format == "text" and sys.stderr.isatty())
     try:
         runner = _runner(ruleset, compiled, config, store, routes, progress, dry_run)
-        report = runner.run(
-            moment, _plan_input(ruleset, compiled, source, moment, tally)
-        )
+        with _stop_on_signals(runner):
+            report = runner.run(
+                moment, _plan_input(ruleset, compiled, source, moment, tally)
+            )
     except SourceConfigError as error:
         _fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
     except (LedgerError, RunnerError) as error:
@@ -293,6 +299,32 @@ def _runner(
             name: channel.kind for name, channel in ruleset.channels.items()
         },
     )
+
+
+@contextmanager
+def _stop_on_signals(runner: Runner) -> Iterator[None]:
+    """SIGTERM (a scheduler stopping the job) and SIGINT (Ctrl-C) ask the
+    run to stop at its next safe point: the send in flight is finished and
+    recorded, the summary printed, and the exit code is 6. A second signal
+    ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {number: signal.getsignal(number) for number in signals}
+
+    def stop(number: int, frame: FrameType | None) -> None:
+        for each in signals:
+            signal.signal(each, signal.SIG_DFL)
+        runner.request_stop(signal.Signals(number).name)
+
+    for number in signals:
+        signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
 def _plan_input(
