@@ -196,11 +196,13 @@ def build_index(reader: KeyReader, *, bits_per_id: float = BITS_PER_ID) -> Index
         return _BoundedIndex(reader, bits_per_id).build()
     except _Unbounded as reason:
         logger.info("%s: every id is indexed in memory", reason)
-        return exact_index(reader)
+    # Out of the handler: the reads the bounded index left open are closed
+    # with its traceback before the exact index reads again.
+    return exact_index(reader)
 
 
 class _Reports:
-    """Problems of the index pass, and the keys they make unknown."""
+    """Problems of the index pass, and the ids found repeated."""
 
     def __init__(self, index: Index) -> None:
         self.index = index
