@@ -69,6 +69,7 @@ _HELPERS: dict[str, object] = {
     "_round": runtime.round_half_up,
     "_duration_text": describe_duration,
     "_escape": html.escape,
+    "_message_value": runtime.message_value,
     "_min": min,
     "_max": max,
     "_abs": abs,
@@ -117,10 +118,15 @@ def compile_template(
 
     Placeholders are rendered by type: money with `fmt.money`, numbers with
     `fmt.number`, dates and datetimes with `fmt.date`/`fmt.datetime` and the
-    locale's default pattern, text as it is, bools as `true`/`false` (a
-    webhook body may be JSON) and durations as the policy writes them
-    (`3 days`). With `html=True` every placeholder value is HTML-escaped;
-    the literal text is the author's HTML and is kept.
+    locale's default pattern, text through `runtime.message_value` (no line
+    break, control or invisible character from the data reaches the copy),
+    bools as `true`/`false` (a webhook body may be JSON) and durations as
+    the policy writes them (`3 days`). With `html=True` every placeholder
+    value is HTML-escaped; the literal text is the author's HTML and is kept.
+
+    Only text values are cleaned: the other kinds are formatted by us or by
+    the locale's CLDR patterns, whose marks (U+200F in Hebrew amounts) are
+    meant to be there.
     """
     module = _Module()
     name = module.add_template(template, html=html)
@@ -265,7 +271,7 @@ class _Function:
         if kind == "duration":
             return f"_duration_text({code})"
         if kind == "string":
-            return code
+            return f"_message_value({code})"
         raise ValueError(f"a {kind} value cannot be rendered")
 
     def count_records(self, node: Node) -> None:

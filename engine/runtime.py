@@ -3,8 +3,9 @@
 The code generator (`engine.codegen`) inlines what Python does exactly
 (Decimal arithmetic, comparisons, `date + timedelta`) and calls these for
 the rest: calendar months, business days, rounding, rendering values that
-have no locale format, and turning a failure into an `EvaluationError`
-that points into the policy.
+have no locale format, cleaning text from the data before it enters a
+message, and turning a failure into an `EvaluationError` that points into
+the policy.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TypeVar
 
+from dsl.characters import is_hidden
 from dsl.diagnostics import Location
 from engine.scope import BusinessCalendar, Duration
 
@@ -29,6 +31,11 @@ FAILURES: tuple[type[Exception], ...] = (
     KeyError,
     TypeError,
 )
+
+
+# Data breaks no line of a message: the copy's line breaks are the
+# template's. A tab would align nothing in a text message either.
+_AS_SPACE = frozenset("\t\n\v\f\r\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 class EvaluationError(Exception):
@@ -104,3 +111,25 @@ def round_half_up(value: int | Decimal, digits: int) -> int | Decimal:
     exponent = Decimal(1).scaleb(-digits)
     rounded = Decimal(value).quantize(exponent, rounding=ROUND_HALF_UP)
     return int(rounded) if isinstance(value, int) else rounded
+
+
+def message_value(text: str) -> str:
+    """A text value from the data, as it may be inserted into a message.
+
+    Line breaks and tabs become a space ("\\r\\n" one space); controls and
+    invisible format characters (`dsl.characters.is_hidden`: ESC, BEL, the
+    bidi overrides, zero-width spaces) are taken out, and a lone surrogate,
+    which no encoding can send, becomes U+FFFD. The zero-width joiners stay.
+    """
+    if text.isprintable():
+        return text
+    text = text.replace("\r\n", " ")
+    kept: list[str] = []
+    for char in text:
+        if char in _AS_SPACE:
+            kept.append(" ")
+        elif not is_hidden(char):
+            kept.append(char)
+        elif "\ud800" <= char <= "\udfff":
+            kept.append("\ufffd")
+    return "".join(kept)

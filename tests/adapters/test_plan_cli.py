@@ -76,7 +76,7 @@ def test_the_plan_for_the_test_data() -> None:
     message = bruno["message"]
     assert isinstance(message, dict)
     assert message["body"] == (
-        "Olá, Bru {c} <script>alert(1)</script>\nfim. Valor: R$\xa0250,00."
+        "Olá, Bru {c} <script>alert(1)</script> fim. Valor: R$\xa0250,00."
     )
     assert "<script>" not in message["html"]
 
