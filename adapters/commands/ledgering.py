@@ -27,10 +27,11 @@ import click
 from adapters import exitcodes
 from adapters.ledger import RESOLUTIONS, UNKNOWN, Ledger, LedgerError
 from adapters.runconfig import RunConfigError, load_run_config
+from adapters.terminal import echo
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     raise SystemExit(code)
 
 
@@ -101,4 +102,4 @@ def resolve(
             f"action {action_id} is {before}, not unknown: nothing changed",
             exitcodes.PROBLEMS,
         )
-    click.echo(f"{action_id}: {before} -> {RESOLUTIONS[resolution]} ({reason})")
+    echo(f"{action_id}: {before} -> {RESOLUTIONS[resolution]} ({reason})")

@@ -42,6 +42,7 @@ from adapters import exitcodes
 from adapters.asof import out_of_range
 from adapters.outcome import OutcomeFieldError, OutcomeTally, outcome_field
 from adapters.sources import SourceConfigError, open_source
+from adapters.terminal import echo, echo_lines, printable
 from dsl.diagnostics import PolicyError
 from dsl.loader import load_ruleset
 from dsl.model import Ruleset
@@ -104,7 +105,7 @@ def parse_since(text: str | None) -> dt.date | None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     raise SystemExit(code)
 
 
@@ -114,7 +115,7 @@ def _load(path: str) -> tuple[Ruleset, CompiledRuleset]:
         ruleset = load_ruleset(path)
     except PolicyError as error:
         for diagnostic in error.diagnostics:
-            click.echo(str(diagnostic), err=True)
+            echo(str(diagnostic), err=True)
         _fail(f"{path}: the ruleset is not valid", exitcodes.CONFIG_ERROR)
     try:
         return ruleset, compile_ruleset(ruleset)
@@ -145,7 +146,7 @@ def _report_problems(source: RecordSource, on_bad_record: str) -> None:
     if not source.problems:
         return
     for problem in source.problems:
-        click.echo(f"bad record: {problem}", err=True)
+        echo(f"bad record: {problem}", err=True)
     count = len(source.problems)
     if on_bad_record == "fail":
         _fail(
@@ -153,7 +154,7 @@ def _report_problems(source: RecordSource, on_bad_record: str) -> None:
             "(--on-bad-record skip plans without them)",
             exitcodes.INPUT_ERRORS,
         )
-    click.echo(f"warning: {count} bad input record(s) left out", err=True)
+    echo(f"warning: {count} bad input record(s) left out", err=True)
 
 
 @contextmanager
@@ -276,7 +277,7 @@ def plan(
             # Standard output is the plan, byte for byte: notes go beside it.
             _echo_notes(summary.notes)
         if summary.errors:
-            click.echo(
+            echo(
                 f"warning: {summary.errors} customer(s) could not be planned "
                 '(decision "error" in the plan)',
                 err=True,
@@ -290,14 +291,15 @@ def plan(
                 while chunk := spool.read(1024 * 1024):
                     out.write(chunk)
             else:
-                text = "\n".join(summary.lines(the_plan.header.to_json())) + "\n"
+                lines = summary.lines(the_plan.header.to_json())
+                text = "".join(printable(line) + "\n" for line in lines)
                 out.write(text.encode("utf-8"))
 
 
 def _echo_notes(notes: list[str], qualifier: str = "") -> None:
     """The source's notes on standard error, one per line."""
     for note in notes:
-        click.echo(f"note: data source{qualifier}: {note}", err=True)
+        echo(f"note: data source{qualifier}: {note}", err=True)
 
 
 @contextmanager
@@ -451,11 +453,10 @@ def explain(
             (r for r in source.customers() if r.customer["id"] == customer_id), None
         )
     for problem in source.problems:
-        click.echo(f"bad record: {problem}", err=True)
+        echo(f"bad record: {problem}", err=True)
     # The read stopped at this customer: counts in the notes cover the
     # records read up to it.
     _echo_notes(source.notes, " (up to this customer)")
     if records is None:
         _fail(f"customer {customer_id!r} is not in {data}", exitcodes.USAGE)
-    for line in explain_customer(compiled, records, moment, since=start):
-        click.echo(line)
+    echo_lines(explain_customer(compiled, records, moment, since=start))

@@ -32,12 +32,13 @@ from adapters.providers.options import ProviderConfigError
 from adapters.providers.registry import build_receipts
 from adapters.providers.status import RECEIPTS_PATH, ReceiptParser, ReceiptServer
 from adapters.runconfig import RunConfigError, load_run_config
+from adapters.terminal import echo
 
 DEFAULT_PORT = 8787
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     raise SystemExit(code)
 
 

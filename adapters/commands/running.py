@@ -69,6 +69,7 @@ from adapters.runreport import (
     RunReport,
 )
 from adapters.sources import SourceConfigError, open_source
+from adapters.terminal import echo, echo_lines
 from dsl.diagnostics import PolicyError
 from dsl.loader import load_ruleset
 from dsl.model import Ruleset
@@ -96,7 +97,7 @@ _OUTCOME_ORDER = (
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     raise SystemExit(code)
 
 
@@ -267,8 +268,7 @@ def run(
     if output_format == "json":
         click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
-        for line in summary_lines(report):
-            click.echo(line)
+        echo_lines(summary_lines(report))
     raise SystemExit(report.exit_code)
 
 
@@ -378,7 +378,7 @@ def _load(path: str) -> tuple[Ruleset, CompiledRuleset]:
         ruleset = load_ruleset(path)
     except PolicyError as error:
         for diagnostic in error.diagnostics:
-            click.echo(str(diagnostic), err=True)
+            echo(str(diagnostic), err=True)
         _fail(f"{path}: the ruleset is not valid", exitcodes.CONFIG_ERROR)
     try:
         return ruleset, compile_ruleset(ruleset)
@@ -477,7 +477,7 @@ def _check_policy_needs(
             problems.extend(policy_problems(route.provider, ruleset, channel))
     if problems:
         for problem in problems:
-            click.echo(problem, err=True)
+            echo(problem, err=True)
         _fail(
             f"{ruleset.name}: the policy lacks what the configured providers "
             f"need ({len(problems)} problem(s) above)",

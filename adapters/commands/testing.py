@@ -35,13 +35,14 @@ from adapters.diff import (
 )
 from adapters.policytest import COVERAGE_KINDS, CaseResult, TestRun, run_tests
 from adapters.sources import SourceConfigError
+from adapters.terminal import echo, echo_lines
 from dsl.diagnostics import Diagnostic, PolicyError
 from dsl.loader import load_ruleset
 from engine.compiler import CompiledRuleset, CompileError, compile_ruleset
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     raise SystemExit(code)
 
 
@@ -90,8 +91,7 @@ def test(
             json.dumps(_run_json(run, min_coverage), indent=2, ensure_ascii=False)
         )
     else:
-        for line in _run_text(run, min_coverage, verbose):
-            click.echo(line)
+        echo_lines(_run_text(run, min_coverage, verbose))
 
     if run.ruleset_errors:
         raise SystemExit(exitcodes.CONFIG_ERROR)
@@ -202,7 +202,7 @@ def _load(spec: str, path: Path) -> CompiledRuleset:
         ruleset = load_ruleset(path)
     except PolicyError as error:
         for diagnostic in error.diagnostics:
-            click.echo(str(diagnostic), err=True)
+            echo(str(diagnostic), err=True)
         _fail(f"{spec}: the ruleset is not valid", exitcodes.CONFIG_ERROR)
     try:
         return compile_ruleset(ruleset)
@@ -341,7 +341,7 @@ def diff(
 
     if report.problems:
         for problem in report.problems:
-            click.echo(f"bad record: {problem}", err=True)
+            echo(f"bad record: {problem}", err=True)
         if on_bad_record == "fail":
             _fail(
                 f"{len(report.problems)} bad input record(s); no report"
@@ -349,4 +349,8 @@ def diff(
                 exitcodes.INPUT_ERRORS,
             )
     renderers = {"text": format_text, "markdown": format_markdown, "json": format_json}
-    click.echo(renderers[output_format](report))
+    rendered = renderers[output_format](report)
+    if output_format == "json":
+        click.echo(rendered)  # for programs: an escape of ours would change it
+    else:
+        echo(rendered)

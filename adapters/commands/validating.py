@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from adapters import exitcodes
+from adapters.terminal import echo, echo_lines
 from dsl.diagnostics import Diagnostic, Severity
 from dsl.loader import check_ruleset, find_rulesets
 from dsl.schema import policy_schema
@@ -65,15 +66,14 @@ def validate(paths: tuple[Path, ...], output_format: str, strict: bool) -> None:
         items = [_as_json(d) for d in errors + warnings]
         items += [_estimate_json(e) for e in estimates]
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
-        click.echo(summary, err=True)
+        echo(summary, err=True)
     elif output_format == "github":
         for diagnostic in errors + warnings:
-            click.echo(_as_github(diagnostic))
-        click.echo(summary)
+            echo(_as_github(diagnostic))
+        echo(summary)
     else:
-        for diagnostic in errors + warnings:
-            click.echo(_as_text(diagnostic))
-        click.echo(summary)
+        echo_lines(_as_text(diagnostic) for diagnostic in errors + warnings)
+        echo(summary)
 
     if errors or (strict and warnings):
         click.get_current_context().exit(exitcodes.PROBLEMS)

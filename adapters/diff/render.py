@@ -1,10 +1,16 @@
-"""The diff report as text, Markdown (a pull-request comment) or JSON."""
+"""The diff report as text, Markdown (a pull-request comment) or JSON.
+
+Text and Markdown lines name customers, steps and copy from the data:
+each line goes through `adapters.terminal.printable`, so an escape
+sequence in a customer's id shows as `\\x1b` and does nothing.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
 from adapters.diff.report import DiffReport, Volume
+from adapters.terminal import printable
 from engine.plan import canonical_json
 
 _CATEGORY_TITLES = {
@@ -149,7 +155,7 @@ def format_text(report: DiffReport) -> str:
     if report.notes:
         lines += ["", "Data source notes:"]
         lines += [f"  {note}" for note in report.notes]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 NO_ID_CHANGE = (
@@ -229,7 +235,7 @@ def format_markdown(report: DiffReport) -> str:
     if report.notes:
         lines += ["", "#### Data source notes", ""]
         lines += [f"- {_cell(note)}" for note in report.notes]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def format_json(report: DiffReport) -> str:
