@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable
 from decimal import Decimal
 
+from dsl import characters
 from dsl.ast import (
     Attribute,
     Between,
@@ -104,6 +105,7 @@ def check_expression(
     result = checker.check(parsed.tree)
     if expected is not None and result != UNKNOWN:
         result = checker.fit(parsed.tree, result, expected)
+    checker.hidden_characters(text, locate)
 
     diagnostics = sorted(checker.diagnostics, key=Diagnostic.sort_key)
     if _has_error(diagnostics):
@@ -133,6 +135,7 @@ def check_template(
         for offset in parsed.placeholder_offsets:
             if _inside_raw_html(text, offset):
                 checker.warn(locate(offset), "W301", _RAW_HTML_MESSAGE)
+    checker.hidden_characters(text, locate)
 
     diagnostics = sorted(checker.diagnostics, key=Diagnostic.sort_key)
     if _has_error(diagnostics):
@@ -144,6 +147,9 @@ _RAW_HTML_MESSAGE = (
     "placeholder inside <script> or <style>: HTML escaping does not protect "
     "the page there"
 )
+# Characters of copy that lay it out and that every editor shows.
+_LAYOUT = frozenset("\n\r\t")
+
 _RAW_HTML_TAG = re.compile(r"<(/?)(script|style)\b", re.IGNORECASE)
 
 
@@ -179,6 +185,22 @@ class _Checker:
 
     def warn(self, location: Location, code: str, message: str) -> None:
         self.diagnostics.append(Diagnostic(location, Severity.WARNING, code, message))
+
+    def hidden_characters(self, text: str, locate: Locate) -> None:
+        """W303 at each character of policy text that acts unseen (a bidi
+        override, a zero-width space, ESC): a reviewer reads something
+        other than what is sent or compared. Line breaks and tabs are
+        layout, and visible as such."""
+        for offset in characters.hidden_offsets(text):
+            char = text[offset]
+            if char in _LAYOUT:
+                continue
+            message = (
+                f"invisible character {characters.describe(char)}: it can hide "
+                "or reorder text without a reader of the policy seeing it; "
+                "remove it"
+            )
+            self.warn(locate(offset), "W303", message)
 
     def operator_at(self, node: Node) -> Location:
         return self.operators.get(node, node.location)

@@ -23,6 +23,7 @@ them):
 | E307 | the result is not of the type the place expects |
 | W301 | an HTML placeholder in `<script>`/`<style>`: escaping does not protect |
 | W302 | `between` with constant bounds, the low one above the high one |
+| W303 | an invisible character in policy text (bidi override, zero-width space) |
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ CODES = {
     "E307": "result is not of the expected type",
     "W301": "HTML placeholder where escaping does not protect",
     "W302": "between with its bounds the wrong way round",
+    "W303": "invisible character in policy text",
 }
 
 
