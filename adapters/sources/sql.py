@@ -275,8 +275,12 @@ def _payments_in_customer_order(
 ) -> sqlalchemy.Select[Any]:
     """Payments joined to their invoices' table, ordered by customer.
 
-    Without an invoices table (invoices from a query) the order is by
-    invoice id, which the records pass detects as ungrouped if it is.
+    Each payment is joined to one owner per invoice id: an id written twice
+    in the invoices table (a duplicate, reported) must not make two rows of
+    one payment. The owner is the first customer in the invoices' order,
+    the one whose invoice the source keeps. Without an invoices table
+    (invoices from a query) the order is by invoice id, which the records
+    pass detects as ungrouped if it is.
     """
     invoice_table = config.tables.get("invoices")
     statement = sqlalchemy.select(*selected)
@@ -291,12 +295,18 @@ def _payments_in_customer_order(
         sqlalchemy.column(id_column),
         sqlalchemy.column(customer_column),
         schema=schema or None,
-    ).alias("owner")
-    return statement.select_from(
-        payments.outerjoin(
-            invoices, payments.c[keys["invoice_id"]] == invoices.c[id_column]
+    )
+    owners = (
+        sqlalchemy.select(
+            invoices.c[id_column].label("invoice"),
+            sqlalchemy.func.min(invoices.c[customer_column]).label("customer"),
         )
-    ).order_by(invoices.c[customer_column], payments.c[keys["invoice_id"]])
+        .group_by(invoices.c[id_column])
+        .subquery("owner")
+    )
+    return statement.select_from(
+        payments.outerjoin(owners, payments.c[keys["invoice_id"]] == owners.c.invoice)
+    ).order_by(owners.c.customer, payments.c[keys["invoice_id"]])
 
 
 def _canonical(values: dict[str, object]) -> bytes:
