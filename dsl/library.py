@@ -94,6 +94,9 @@ ROOT_NAMES: dict[str, RootName] = {
         STRING, "score", "after the scorecard: segments, credit, per invoice"
     ),
     "segment": RootName(STRING, "per_invoice", "per invoice"),
+    # The invoices one message stands for: more than 1 only when
+    # `same_day: combine` merged several into it.
+    "invoice_count": RootName(INT, "template", "in templates"),
 }
 
 # Names that exist in a policy but can never be used in an expression.

@@ -752,6 +752,7 @@ class _CustomerPlanner:
                 record[name] = sum((m.invoice.record[name] for m in group), ZERO)
         self.scope.invoice = record
         self.scope.offer = message.offer
+        self.scope.invoice_count = len(group)
         try:
             rendered: dict[str, Any] = {"body": copy.body(self.scope)}
             if copy.subject is not None:
@@ -769,6 +770,7 @@ class _CustomerPlanner:
         finally:
             self.scope.invoice = None
             self.scope.offer = None
+            self.scope.invoice_count = 1
         return rendered
 
     def _step_action(

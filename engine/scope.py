@@ -73,6 +73,7 @@ class Scope:
         "grade",
         "segment",
         "offer",
+        "invoice_count",
         "fmt",
         "calendar",
     )
@@ -100,5 +101,7 @@ class Scope:
         self.grade: str | None = None
         self.segment: str | None = None
         self.offer: Record | None = None
+        # Invoices in the message being rendered (several when combined).
+        self.invoice_count = 1
         self.fmt = fmt
         self.calendar = calendar
