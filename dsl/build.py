@@ -614,12 +614,15 @@ class ModelBuilder:
         return tuple(rules)
 
     def frequency(self, node: YMap | None) -> Frequency:
+        # `cap` unless a policy asks to combine: a combined reminder shows a
+        # summed amount, and its copy must then be checked (E424) so that it
+        # shows no single invoice's payment link beside that sum.
         if node is None:
-            return Frequency(None, None, "combine")
+            return Frequency(None, None, "cap")
         return Frequency(
             _int(node.get("per_day")),
             _int(node.get("per_week")),
-            text_of(node.get("same_day")) or "combine",
+            text_of(node.get("same_day")) or "cap",
         )
 
     def offers(self, node: YMap | None, context: ExprContext) -> dict[str, Offer]:

@@ -4,7 +4,8 @@ They run on the merged node tree, not on the model, so that they can point
 at the exact name that is wrong (the `template:` of a step, a channel in a
 step's list) and so that they run even when an expression elsewhere has an
 error. Shapes the schema rejected are skipped: their errors are reported
-already.
+already. One check needs the parsed templates and runs on the model:
+`check_combined`, the copy of reminders that may combine several invoices.
 
 Codes (E4xx errors, W4xx warnings):
 
@@ -33,6 +34,7 @@ Codes (E4xx errors, W4xx warnings):
 | E421 | an offer missing what its kind needs, or with another kind's field |
 | E422 | a name used twice (segments, steps of a ladder, ...) |
 | E423 | a channel that needs an address has none |
+| E424 | combined reminder copy that shows one invoice's field (`check_combined`) |
 | W401 | a template, window, channel or offer that nothing uses |
 | W402 | a segment without a ladder: its customers get no messages |
 | W403 | a step's offer is made to none of the segments using its ladder |
@@ -42,11 +44,13 @@ Codes (E4xx errors, W4xx warnings):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
+from dsl.ast import Attribute, Name, Node, Template
 from dsl.build import parse_offset, weekday_range
 from dsl.diagnostics import Diagnostic, Location, Severity
-from dsl.model import CHANNEL_KINDS, WEEKDAYS
+from dsl.expressions import children_of
+from dsl.model import CHANNEL_KINDS, WEEKDAYS, MessageTemplate, Ruleset, Step
 from dsl.structure import suggest
 from dsl.yamlread import YMap, YNode, YScalar, as_list, as_map, text_of
 
@@ -62,6 +66,27 @@ VARIANT_FIELDS: dict[str, frozenset[str]] = {
 ADDRESSLESS_KINDS = frozenset({"webhook"})
 OFFER_FIELDS = {"instalments": ("instalments",), "new_date": ("days",)}
 _HOURS = re.compile(r"([0-9]{2}):([0-9]{2})-([0-9]{2}):([0-9]{2})")
+
+# The invoice fields that still tell the truth in a reminder combining several
+# invoices (`frequency.same_day: combine`): the amounts are the group's sums,
+# the dates and days past due are the earliest invoice's, and the customer is
+# the same for all. Any other field (a payment link, a Pix code, a boleto
+# line, the id) is one invoice's and would present that invoice as the whole
+# debt: a customer paying it would believe the total settled.
+COMBINED_INVOICE_FIELDS = frozenset(
+    {
+        "amount",
+        "amount_paid",
+        "amount_due",
+        "due_date",
+        "due_date_effective",
+        "days_past_due",
+        "customer_id",
+    }
+)
+_COMBINED_LIST = ", ".join(
+    f"invoice.{name}" for name in sorted(COMBINED_INVOICE_FIELDS)
+)
 
 
 def cross_check(root: YMap) -> list[Diagnostic]:
@@ -602,3 +627,74 @@ def _minutes(text: str | None) -> tuple[int, int] | None:
         return None
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     return h1 * 60 + m1, h2 * 60 + m2
+
+
+def check_combined(ruleset: Ruleset) -> list[Diagnostic]:
+    """E424 for each placeholder reading an invoice field that does not
+    combine, in the copy of a step whose messages may be combined.
+
+    With `same_day: combine` the messages of one step, channel and window
+    day become one; every sending step without an offer may carry several
+    invoices (steps with an offer are never combined). Runs on the built
+    model, where templates are parsed; a template or variant the model lacks
+    is reported by the cross checks (E403, E406).
+    """
+    if ruleset.frequency.same_day != "combine":
+        return []
+    diagnostics: list[Diagnostic] = []
+    seen: set[tuple[str, str]] = set()
+    for ladder in ruleset.ladders.values():
+        for step in ladder.steps:
+            if step.template is None or step.offer is not None:
+                continue
+            template = ruleset.templates.get(step.template)
+            if template is None:
+                continue
+            for channel in step.channels:
+                variant = template.variants.get(channel)
+                if variant is None or (template.name, channel) in seen:
+                    continue
+                seen.add((template.name, channel))
+                diagnostics.extend(
+                    _not_combined(node, template.name, channel, step)
+                    for node in _single_invoice_fields(variant)
+                )
+    return diagnostics
+
+
+def _single_invoice_fields(variant: MessageTemplate) -> Iterator[Attribute]:
+    """The `invoice.<field>` placeholders of a variant, in every part the
+    channel sends, whose field is not one of COMBINED_INVOICE_FIELDS."""
+    parts: list[Template | None] = [variant.body, variant.subject, variant.html]
+    parts.extend(variant.params)
+    parts.extend(variant.fields.values())
+    for template in parts:
+        if template is None:
+            continue
+        stack = [part for part in template.parts if isinstance(part, Node)]
+        while stack:
+            node = stack.pop()
+            if (
+                isinstance(node, Attribute)
+                and isinstance(node.target, Name)
+                and node.target.name == "invoice"
+                and node.name not in COMBINED_INVOICE_FIELDS
+            ):
+                yield node
+            stack.extend(children_of(node))
+
+
+def _not_combined(
+    node: Attribute, template: str, channel: str, step: Step
+) -> Diagnostic:
+    return Diagnostic(
+        node.location,
+        Severity.ERROR,
+        "E424",
+        f"`invoice.{node.name}` is one invoice's, but step `{step.name}` may"
+        f" combine several invoices into one {channel} message (`{template}`,"
+        " `frequency.same_day: combine`): it would show their summed amount"
+        " beside the first invoice's value",
+        "set `frequency.same_day: cap` (one message per invoice), or show only"
+        f" fields that combine: {_COMBINED_LIST} (and invoice_count)",
+    )

@@ -10,7 +10,8 @@ passes, in this order:
           keys (each key in one file only);
 3. shape  the tree against the JSON Schema (`dsl.structure`);
 4. build  the model, type-checking every expression (`dsl.build`);
-5. cross  references between the parts (`dsl.crosscheck`);
+5. cross  references between the parts (`dsl.crosscheck`), and on the
+          model the copy of steps whose reminders may be combined;
 6. sms    length and encoding of SMS copy (`dsl.sms`), on the built model.
 
 Every pass runs even when an earlier one found problems (as far as the tree
@@ -117,6 +118,8 @@ def check_ruleset(
 
         started = time.perf_counter()
         diagnostics.extend(crosscheck.cross_check(root))
+        if built is not None:
+            diagnostics.extend(crosscheck.check_combined(built))
         _log_pass("cross", path, started)
 
         # The builder skips what the schema rejected, so a model may come

@@ -256,11 +256,11 @@ def test_a_missing_phrase_shows_what_the_message_says(varejo: Path) -> None:
 def test_an_action_nobody_expected_fails_unless_the_case_allows_it(
     varejo: Path,
 ) -> None:
-    # Two invoices due the same day: one message for both, and a "combined"
-    # entry for the second that the case does not list.
+    # Two invoices due the same day: a message for the first, and a "capped"
+    # entry (per_day: 1) for the second that the case does not list.
     two_invoices = PASSING_CASE.replace(
         "      - {id: f1}\n", "      - {id: f1}\n      - {id: f2, amount: 60.00}\n"
-    ).replace('"R$ 150,00"', '"R$ 210,00"')
+    )
     strict = write_test(varejo, two_invoices, name="strict.test.yaml")
     loose = write_test(
         varejo,
@@ -273,8 +273,7 @@ def test_an_action_nobody_expected_fails_unless_the_case_allows_it(
     code, out, _ = run("test", str(strict))
     assert code == 1
     assert (
-        "unexpected action lembrete invoice f2: combined by whatsapp (combined into"
-        in out
+        "unexpected action lembrete invoice f2: capped by whatsapp (over the cap" in out
     )
 
     code, out, _ = run("test", str(loose))

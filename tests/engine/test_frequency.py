@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from dsl.loader import load_ruleset
 from dsl.model import Frequency, Ruleset
-from engine.compiler import CompiledRuleset
+from engine.compiler import CompiledRuleset, compile_ruleset
 from engine.plan import Action
 from tests.engine import builders
+from tests.engine.conftest import FIXTURES
 from tests.engine.test_planner import NBSP, at, bill, only, plan_for, variant
+
+# The test policy's reminder shows each invoice's own link, so it caps; this
+# copy of it combines, with a reminder that shows only what combines (the
+# summed amount, the earliest due date, the number of invoices) and a link
+# to all of the customer's bills.
+COMBINING_COPY = {
+    "  same_day: cap\n": "  same_day: combine\n",
+    "sua fatura de {money(invoice.amount_due)} vence em\n"
+    "      {date(invoice.due_date, 'dd/MM')}: {invoice.link}\n": (
+        "{invoice_count} fatura(s) somam {money(invoice.amount_due)},\n"
+        "      a primeira vence em {date(invoice.due_date, 'dd/MM')}:\n"
+        "      https://pague.example.com/c/{customer.id}\n"
+    ),
+    "      {date(invoice.due_date, 'dd/MM')}. {invoice.link}\n": (
+        "      {date(invoice.due_date, 'dd/MM')}.\n"
+        "      https://pague.example.com/c/{customer.id}\n"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def combining(tmp_path_factory: pytest.TempPathFactory) -> Ruleset:
+    """The test policy with `same_day: combine`, validated as a user's is."""
+    text = (FIXTURES / "regua" / "ruleset.yaml").read_text("utf-8")
+    for old, new in COMBINING_COPY.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    folder: Path = tmp_path_factory.mktemp("combining")
+    (folder / "ruleset.yaml").write_text(text, "utf-8")
+    return load_ruleset(folder / "ruleset.yaml")
 
 
 def with_frequency(
@@ -18,8 +52,9 @@ def with_frequency(
     *,
     per_day: int | None = None,
     per_week: int | None = None,
-    same_day: str = "combine",
 ) -> CompiledRuleset:
+    """`ruleset` with other caps and the same `same_day`."""
+    same_day = ruleset.frequency.same_day
     return variant(ruleset, frequency=Frequency(per_day, per_week, same_day))
 
 
@@ -32,11 +67,12 @@ def decisions(actions: list[Action]) -> list[tuple[tuple[str, ...], str | None, 
 
 
 def test_two_invoices_on_one_day_become_one_message(
-    compiled: CompiledRuleset, ana: dict[str, Any]
+    combining: Ruleset, ana: dict[str, Any]
 ) -> None:
+    compiled = compile_ruleset(combining)
     invoices = [
-        bill("i2", "2024-11-21", "200.00"),
-        bill("i1", "2024-11-21", "300.00"),
+        bill("i2", "2024-11-21", "300.00"),
+        bill("i1", "2024-11-21", "1000.00"),
     ]
     actions = plan_for(compiled, ana, invoices, as_of=at("2024-11-18 09:00"))
     combined = only(actions, decision="send")
@@ -45,8 +81,8 @@ def test_two_invoices_on_one_day_become_one_message(
     assert combined.invoice_ids == ("i1", "i2")
     assert combined.message is not None
     assert combined.message["body"] == (
-        f"Oi Ana, sua fatura de R${NBSP}500,00 vence em 21/11: "
-        "https://pague.example.com/i1"
+        f"Oi Ana, 2 fatura(s) somam R${NBSP}1.300,00, a primeira vence em "
+        "21/11: https://pague.example.com/c/c1"
     )
     assert combined.details == {"combined": ["i1", "i2"]}
     merged = only(actions, decision="combined")
@@ -60,15 +96,60 @@ def test_two_invoices_on_one_day_become_one_message(
         compiled,
         ana,
         invoices,
-        [builders.payment("i2", "2024-11-18", "200.00")],
+        [builders.payment("i2", "2024-11-18", "300.00")],
         as_of=at("2024-11-18 15:00"),
     )
-    assert only(alone, decision="send").id == combined.id
+    reminder = only(alone, decision="send")
+    assert reminder.id == combined.id
+    assert reminder.message is not None
+    assert reminder.message["body"].startswith(
+        f"Oi Ana, 1 fatura(s) somam R${NBSP}1.000,00,"
+    )
+
+
+def test_an_invoice_alone_is_one_invoice_under_combine(
+    combining: Ruleset, ana: dict[str, Any]
+) -> None:
+    compiled = compile_ruleset(combining)
+    invoices = [
+        bill("i1", "2024-11-21", "1000.00"),
+        bill("i2", "2024-11-22", "300.00"),
+    ]
+    actions = plan_for(compiled, ana, invoices, as_of=at("2024-11-18 09:00"))
+    reminder = only(actions, step="lembrete")
+    assert reminder.invoice_ids == ("i1",) and reminder.details == {}
+    assert reminder.message is not None
+    assert reminder.message["body"] == (
+        f"Oi Ana, 1 fatura(s) somam R${NBSP}1.000,00, a primeira vence em "
+        "21/11: https://pague.example.com/c/c1"
+    )
+
+
+def test_under_cap_each_invoice_keeps_its_own_amount_and_link(
+    compiled: CompiledRuleset, ana: dict[str, Any]
+) -> None:
+    # The test policy caps (same_day: cap) and has no per-day cap low
+    # enough to hold either back: two reminders, each with its own link.
+    invoices = [
+        bill("i2", "2024-11-21", "300.00"),
+        bill("i1", "2024-11-21", "1000.00"),
+    ]
+    actions = plan_for(compiled, ana, invoices, as_of=at("2024-11-18 09:00"))
+    bodies = {
+        a.invoice_ids: a.message["body"] for a in actions if a.message is not None
+    }
+    assert bodies == {
+        ("i1",): f"Oi Ana, sua fatura de R${NBSP}1.000,00 vence em 21/11: "
+        "https://pague.example.com/i1",
+        ("i2",): f"Oi Ana, sua fatura de R${NBSP}300,00 vence em 21/11: "
+        "https://pague.example.com/i2",
+    }
 
 
 def test_different_steps_are_not_combined(
-    compiled: CompiledRuleset, ana: dict[str, Any]
+    combining: Ruleset, ana: dict[str, Any]
 ) -> None:
+    compiled = compile_ruleset(combining)
     invoices = [
         bill("i1", "2024-11-18", "300.00"),
         bill("i2", "2024-11-21", "200.00"),
@@ -83,7 +164,7 @@ def test_different_steps_are_not_combined(
 def test_same_day_cap_keeps_the_first_invoice(
     regua: Ruleset, ana: dict[str, Any]
 ) -> None:
-    capping = with_frequency(regua, per_day=1, same_day="cap")
+    capping = with_frequency(regua, per_day=1)
     invoices = [
         bill("i2", "2024-11-21", "200.00"),
         bill("i1", "2024-11-21", "300.00"),
@@ -101,7 +182,7 @@ def test_same_day_cap_keeps_the_first_invoice(
 def test_an_on_time_step_goes_before_a_catch_up(
     regua: Ruleset, ana: dict[str, Any]
 ) -> None:
-    capping = with_frequency(regua, per_day=1, same_day="cap")
+    capping = with_frequency(regua, per_day=1)
     invoices = [
         # Its reminder (D-3) was yesterday, the 18th: a catch-up today.
         bill("a", "2024-11-21", "100.00"),
@@ -138,7 +219,7 @@ def test_the_weekly_cap_counts_earlier_days_from_the_ladder(
 
 
 def test_the_weekly_cap_within_one_plan(regua: Ruleset, ana: dict[str, Any]) -> None:
-    weekly = with_frequency(regua, per_week=2, same_day="cap")
+    weekly = with_frequency(regua, per_week=2)
     invoices = [bill(f"i{n}", "2024-11-21", "10.00") for n in (1, 2, 3)]
     actions = plan_for(weekly, ana, invoices, as_of=at("2024-11-18 09:00"))
     assert decisions(actions) == [
@@ -151,7 +232,7 @@ def test_the_weekly_cap_within_one_plan(regua: Ruleset, ana: dict[str, Any]) -> 
 def test_messages_moved_to_another_day_count_on_that_day(
     regua: Ruleset, ana: dict[str, Any]
 ) -> None:
-    capping = with_frequency(regua, per_day=1, same_day="cap")
+    capping = with_frequency(regua, per_day=1)
     invoices = [
         # Its reminder is today but WhatsApp's window has closed: tomorrow.
         bill("a", "2024-11-21", "100.00"),
@@ -168,14 +249,14 @@ def test_messages_moved_to_another_day_count_on_that_day(
 
 
 def test_no_caps_without_limits(regua: Ruleset, ana: dict[str, Any]) -> None:
-    free = with_frequency(regua, same_day="cap")
+    free = with_frequency(regua)
     invoices = [bill(f"i{n}", "2024-11-21", "10.00") for n in range(5)]
     actions = plan_for(free, ana, invoices, as_of=at("2024-11-18 09:00"))
     assert [a.decision for a in actions] == ["send"] * 5
 
 
 def test_steps_with_offers_are_never_combined(
-    regua: Ruleset, ana: dict[str, Any]
+    combining: Ruleset, ana: dict[str, Any]
 ) -> None:
     history = bill("h1", "2024-06-10", "100.00", status="paid")
     payments = [builders.payment("h1", "2024-07-20", "100.00")]
@@ -184,8 +265,7 @@ def test_steps_with_offers_are_never_combined(
         bill("i1", "2024-11-18", "300.00"),
         bill("i2", "2024-11-18", "600.00"),
     ]
-    ruleset = dataclasses.replace(regua, frequency=Frequency(None, None, "combine"))
-    compiled = variant(ruleset)
+    compiled = with_frequency(combining)
     actions = plan_for(compiled, ana, invoices, payments, as_of=at("2024-11-19 10:00"))
     offers = [a for a in actions if a.kind == "offer"]
     assert [a.invoice_ids for a in offers] == [("i1",), ("i2",)]
