@@ -20,19 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
 from adapters import exitcodes
+from adapters.commands.common import fail
 from adapters.ledger import RESOLUTIONS, UNKNOWN, Ledger, LedgerError
 from adapters.runconfig import RunConfigError, load_run_config
 from adapters.terminal import echo
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    echo(f"error: {message}", err=True)
-    raise SystemExit(code)
 
 
 @click.group()
@@ -83,22 +78,22 @@ def resolve(
         )
         store = Ledger.open(config.ledger, prefix=config.ledger_prefix, create=False)
     except (RunConfigError, LedgerError) as error:
-        _fail(str(error), exitcodes.CONFIG_ERROR)
+        fail(str(error), exitcodes.CONFIG_ERROR)
     if store is None:
-        _fail(f"no ledger at {config.ledger}", exitcodes.CONFIG_ERROR)
+        fail(f"no ledger at {config.ledger}", exitcodes.CONFIG_ERROR)
 
     reason = f"resolved by an operator as {resolution}" + (f": {note}" if note else "")
     try:
         before = store.resolve(action_id, resolution, dt.datetime.now(dt.UTC), reason)
     except LedgerError as error:
-        _fail(str(error), exitcodes.CONFIG_ERROR)
+        fail(str(error), exitcodes.CONFIG_ERROR)
     finally:
         store.close()
 
     if before is None:
-        _fail(f"action {action_id} is not in the ledger", exitcodes.PROBLEMS)
+        fail(f"action {action_id} is not in the ledger", exitcodes.PROBLEMS)
     if before != UNKNOWN:
-        _fail(
+        fail(
             f"action {action_id} is {before}, not unknown: nothing changed",
             exitcodes.PROBLEMS,
         )

@@ -33,21 +33,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import click
 
 from adapters import exitcodes
 from adapters.asof import out_of_range
+from adapters.commands.common import fail, load_compiled
 from adapters.outcome import OutcomeFieldError, OutcomeTally, outcome_field
 from adapters.sources import SourceConfigError, open_source
 from adapters.terminal import echo, echo_lines, printable
-from dsl.diagnostics import PolicyError
-from dsl.loader import load_ruleset
 from dsl.model import Ruleset
 from engine.calendar import local_datetime
-from engine.compiler import CompiledRuleset, CompileError, compile_ruleset
+from engine.compiler import CompiledRuleset
 from engine.explain import explain_customer
 from engine.plan import Action, canonical_json
 from engine.planner import plan as make_plan
@@ -104,30 +103,11 @@ def parse_since(text: str | None) -> dt.date | None:
     return check_day(day, "--since")
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    echo(f"error: {message}", err=True)
-    raise SystemExit(code)
-
-
-def _load(path: str) -> tuple[Ruleset, CompiledRuleset]:
-    """Load and compile a ruleset, or exit 4 with its diagnostics."""
-    try:
-        ruleset = load_ruleset(path)
-    except PolicyError as error:
-        for diagnostic in error.diagnostics:
-            echo(str(diagnostic), err=True)
-        _fail(f"{path}: the ruleset is not valid", exitcodes.CONFIG_ERROR)
-    try:
-        return ruleset, compile_ruleset(ruleset)
-    except CompileError as error:
-        _fail(f"{path}: {error}", exitcodes.CONFIG_ERROR)
-
-
 def _open(data: str, ruleset: Ruleset, on_bad_record: str) -> RecordSource:
     try:
         return open_source(data, ruleset.inputs, on_error=on_bad_record)
     except SourceConfigError as error:
-        _fail(f"--data {data}: {error}", exitcodes.CONFIG_ERROR)
+        fail(f"--data {data}: {error}", exitcodes.CONFIG_ERROR)
 
 
 def outcome_tally(ruleset: Ruleset, name: str | None) -> OutcomeTally | None:
@@ -149,7 +129,7 @@ def _report_problems(source: RecordSource, on_bad_record: str) -> None:
         echo(f"bad record: {problem}", err=True)
     count = len(source.problems)
     if on_bad_record == "fail":
-        _fail(
+        fail(
             f"{count} bad input record(s); no plan written "
             "(--on-bad-record skip plans without them)",
             exitcodes.INPUT_ERRORS,
@@ -163,7 +143,7 @@ def _reading(data: str) -> Iterator[None]:
     try:
         yield
     except SourceConfigError as error:
-        _fail(f"--data {data}: {error}", exitcodes.CONFIG_ERROR)
+        fail(f"--data {data}: {error}", exitcodes.CONFIG_ERROR)
 
 
 data_option = click.option(
@@ -247,7 +227,7 @@ def plan(
     """
     if outcome_name is not None and output_format != "table":
         raise click.UsageError("--outcome is shown in the table: add --format table")
-    ruleset, compiled = _load(ruleset_path)
+    ruleset, compiled = load_compiled(ruleset_path)
     moment = parse_as_of(as_of, compiled.zone)
     start = parse_since(since)
     tally = outcome_tally(ruleset, outcome_name)
@@ -319,7 +299,7 @@ def _destination(output: str | None) -> Iterator[IO[bytes]]:
             yield file
     except OSError as error:
         reason = error.strerror or str(error)
-        _fail(f"--output {output}: cannot write the file: {reason}", exitcodes.USAGE)
+        fail(f"--output {output}: cannot write the file: {reason}", exitcodes.USAGE)
 
 
 @dataclass
@@ -444,7 +424,7 @@ def explain(
     Exit codes: 0 explained; 2 usage error or a customer not in the data;
     4 invalid ruleset or unusable --data.
     """
-    ruleset, compiled = _load(ruleset_path)
+    ruleset, compiled = load_compiled(ruleset_path)
     moment = parse_as_of(as_of, compiled.zone)
     start = parse_since(since)
     source = _open(data, ruleset, "skip")
@@ -458,5 +438,5 @@ def explain(
     # records read up to it.
     _echo_notes(source.notes, " (up to this customer)")
     if records is None:
-        _fail(f"customer {customer_id!r} is not in {data}", exitcodes.USAGE)
+        fail(f"customer {customer_id!r} is not in {data}", exitcodes.USAGE)
     echo_lines(explain_customer(compiled, records, moment, since=start))

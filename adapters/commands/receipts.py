@@ -22,24 +22,18 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
 
 import click
 
 from adapters import exitcodes
+from adapters.commands.common import fail
 from adapters.ledger import Ledger, LedgerError
 from adapters.providers.options import ProviderConfigError
 from adapters.providers.registry import build_receipts
 from adapters.providers.status import RECEIPTS_PATH, ReceiptParser, ReceiptServer
 from adapters.runconfig import RunConfigError, load_run_config
-from adapters.terminal import echo
 
 DEFAULT_PORT = 8787
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    echo(f"error: {message}", err=True)
-    raise SystemExit(code)
 
 
 @click.command()
@@ -97,18 +91,18 @@ def receipts(
             ledger=ledger, state_dir=Path(state_dir) if state_dir else None
         )
     except RunConfigError as error:
-        _fail(str(error), exitcodes.CONFIG_ERROR)
+        fail(str(error), exitcodes.CONFIG_ERROR)
 
     parsers: dict[str, ReceiptParser] = {}
     for spec in config.providers.values():
         try:
             parser = build_receipts(spec.name, spec.options, env)
         except ProviderConfigError as error:
-            _fail(f"{spec.where or config.origin}: {error}", exitcodes.CONFIG_ERROR)
+            fail(f"{spec.where or config.origin}: {error}", exitcodes.CONFIG_ERROR)
         if parser is not None:
             parsers[spec.name] = parser
     if not parsers:
-        _fail(
+        fail(
             f"{config.origin}: no provider entry can verify delivery callbacks "
             "(see docs/providers.md, Delivery receipts)",
             exitcodes.CONFIG_ERROR,
@@ -117,7 +111,7 @@ def receipts(
     try:
         store = Ledger.open(config.ledger, prefix=config.ledger_prefix)
     except LedgerError as error:
-        _fail(str(error), exitcodes.CONFIG_ERROR)
+        fail(str(error), exitcodes.CONFIG_ERROR)
     assert store is not None  # create=True always opens one
     try:
         server = ReceiptServer(

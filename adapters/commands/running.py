@@ -30,11 +30,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from adapters import exitcodes
+from adapters.commands.common import fail, load_compiled
 from adapters.commands.planning import outcome_tally, parse_as_of
 from adapters.ledger import Ledger, LedgerError
 from adapters.outcome import NO_SEGMENT, OutcomeTally
@@ -70,10 +71,8 @@ from adapters.runreport import (
 )
 from adapters.sources import SourceConfigError, open_source
 from adapters.terminal import echo, echo_lines
-from dsl.diagnostics import PolicyError
-from dsl.loader import load_ruleset
 from dsl.model import Ruleset
-from engine.compiler import CompiledRuleset, CompileError, compile_ruleset
+from engine.compiler import CompiledRuleset
 from engine.plan import Action
 from engine.planner import Plan
 from engine.planner import plan as make_plan
@@ -94,11 +93,6 @@ _OUTCOME_ORDER = (
     OUT_UNKNOWN,
     OUT_RECORDED,
 )
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    echo(f"error: {message}", err=True)
-    raise SystemExit(code)
 
 
 @click.command(
@@ -216,11 +210,11 @@ def run(
             lock_timeout=lock_timeout,
         )
     except RunConfigError as error:
-        _fail(str(error), exitcodes.CONFIG_ERROR)
+        fail(str(error), exitcodes.CONFIG_ERROR)
     if config.data is None:
         raise click.UsageError("no data source: give --data or `data:` in --config")
 
-    ruleset, compiled = _load(ruleset_path)
+    ruleset, compiled = load_compiled(ruleset_path)
     moment = parse_as_of(as_of, compiled.zone)
     tally = outcome_tally(ruleset, outcome_name)
     routes = _routes(config, ruleset, env)
@@ -236,10 +230,10 @@ def run(
         )
     except SourceConfigError as error:
         _close(routes.values())
-        _fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
+        fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
     except LedgerError as error:
         _close(routes.values())
-        _fail(str(error), exitcodes.CONFIG_ERROR)
+        fail(str(error), exitcodes.CONFIG_ERROR)
 
     progress = _Progress(enabled=output_format == "text" and sys.stderr.isatty())
     try:
@@ -249,11 +243,11 @@ def run(
                 moment, _plan_input(ruleset, compiled, source, moment, tally)
             )
     except SourceConfigError as error:
-        _fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
+        fail(f"data source: {error}", exitcodes.CONFIG_ERROR)
     except (LedgerError, RunnerError) as error:
-        _fail(str(error), exitcodes.CONFIG_ERROR)
+        fail(str(error), exitcodes.CONFIG_ERROR)
     except OSError as error:  # the state folder cannot hold the plan spool
-        _fail(f"state folder {config.state_dir}: {error}", exitcodes.CONFIG_ERROR)
+        fail(f"state folder {config.state_dir}: {error}", exitcodes.CONFIG_ERROR)
     finally:
         progress.close()
         _close(routes.values())
@@ -372,20 +366,6 @@ def _configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
-def _load(path: str) -> tuple[Ruleset, CompiledRuleset]:
-    """Load and compile a ruleset, or exit 4 with its diagnostics."""
-    try:
-        ruleset = load_ruleset(path)
-    except PolicyError as error:
-        for diagnostic in error.diagnostics:
-            echo(str(diagnostic), err=True)
-        _fail(f"{path}: the ruleset is not valid", exitcodes.CONFIG_ERROR)
-    try:
-        return ruleset, compile_ruleset(ruleset)
-    except CompileError as error:
-        _fail(f"{path}: {error}", exitcodes.CONFIG_ERROR)
-
-
 def _check_entry_names(config: RunConfig, ruleset: Ruleset) -> None:
     """Every provider entry is named after a channel of the ruleset (or is
     `default`): a misspelt name would leave its channel to `default`,
@@ -397,7 +377,7 @@ def _check_entry_names(config: RunConfig, ruleset: Ruleset) -> None:
             continue
         close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
         hint = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
-        _fail(
+        fail(
             f"{spec.key_where or spec.where or config.origin}: provider entry "
             f"{name!r} names no channel of ruleset {ruleset.name}{hint}; entries "
             f"are named after its channels ({', '.join(channels)}) or "
@@ -478,7 +458,7 @@ def _check_policy_needs(
     if problems:
         for problem in problems:
             echo(problem, err=True)
-        _fail(
+        fail(
             f"{ruleset.name}: the policy lacks what the configured providers "
             f"need ({len(problems)} problem(s) above)",
             exitcodes.CONFIG_ERROR,
@@ -489,7 +469,7 @@ def _check_delivers(config: RunConfig, ruleset: Ruleset, channel: str) -> None:
     """The configuration gives `channel` a provider of a suitable kind."""
     spec = config.configured_for(channel)
     if spec is None:
-        _fail(
+        fail(
             f"{config.origin}: channel {channel!r} of ruleset {ruleset.name} "
             f"has no provider (add providers.{channel} or providers.default)",
             exitcodes.CONFIG_ERROR,
@@ -497,7 +477,7 @@ def _check_delivers(config: RunConfig, ruleset: Ruleset, channel: str) -> None:
     kind = ruleset.channels[channel].kind
     delivers = PROVIDER_KINDS.get(spec.kind, ())
     if kind not in delivers:
-        _fail(
+        fail(
             f"{spec.where or config.origin}: provider {spec.name!r} "
             f"(kind {spec.kind}) cannot deliver channel {channel!r} of kind "
             f"{kind}; it delivers {', '.join(delivers) or 'nothing known'}",
@@ -511,7 +491,7 @@ def _route(spec: ProviderSpec, config: RunConfig, env: Mapping[str, str]) -> Rou
     try:
         provider: Provider = build_provider(spec.name, spec.options, env)
     except ProviderConfigError as error:
-        _fail(f"{spec.where or config.origin}: {error}", exitcodes.CONFIG_ERROR)
+        fail(f"{spec.where or config.origin}: {error}", exitcodes.CONFIG_ERROR)
     limiter = RateLimiter.parse(spec.rate_limit) if spec.rate_limit else None
     return Route(provider, spec.retries or config.retries, limiter)
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from adapters import exitcodes
+from adapters.commands.common import fail, load_compiled
 from adapters.commands.planning import check_day, data_option
 from adapters.commands.validating import DEFAULT_PATH
 from adapters.diff import (
@@ -36,14 +37,7 @@ from adapters.diff import (
 from adapters.policytest import COVERAGE_KINDS, CaseResult, TestRun, run_tests
 from adapters.sources import SourceConfigError
 from adapters.terminal import echo, echo_lines
-from dsl.diagnostics import Diagnostic, PolicyError
-from dsl.loader import load_ruleset
-from engine.compiler import CompiledRuleset, CompileError, compile_ruleset
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    echo(f"error: {message}", err=True)
-    raise SystemExit(code)
+from dsl.diagnostics import Diagnostic
 
 
 @click.command("test")
@@ -196,20 +190,6 @@ def _run_json(run: TestRun, minimum: float | None) -> dict[str, Any]:
 MAX_DAYS = 366
 
 
-def _load(spec: str, path: Path) -> CompiledRuleset:
-    """Load and compile one side of the diff, or exit 4 with diagnostics."""
-    try:
-        ruleset = load_ruleset(path)
-    except PolicyError as error:
-        for diagnostic in error.diagnostics:
-            echo(str(diagnostic), err=True)
-        _fail(f"{spec}: the ruleset is not valid", exitcodes.CONFIG_ERROR)
-    try:
-        return compile_ruleset(ruleset)
-    except CompileError as error:
-        _fail(f"{spec}: {error}", exitcodes.CONFIG_ERROR)
-
-
 def _date(text: str | None, option: str) -> dt.date | None:
     if text is None:
         return None
@@ -306,8 +286,8 @@ def diff(
             for spec, path in ((old, old_path), (new, new_path)):
                 if not path.exists():
                     raise click.BadParameter(f"{spec} does not exist", param_hint=spec)
-            before = _load(old, old_path)
-            after = _load(new, new_path)
+            _, before = load_compiled(old_path, old)
+            _, after = load_compiled(new_path, new)
             if first is None:
                 today = dt.datetime.now(after.zone).date()
                 first = today + dt.timedelta(days=1)
@@ -333,17 +313,17 @@ def diff(
                 examples=examples,
             )
     except RevisionError as error:
-        _fail(str(error), exitcodes.USAGE)
+        fail(str(error), exitcodes.USAGE)
     except SourceConfigError as error:
-        _fail(f"--data {data}: {error}", exitcodes.CONFIG_ERROR)
+        fail(f"--data {data}: {error}", exitcodes.CONFIG_ERROR)
     except DiffError as error:
-        _fail(str(error), exitcodes.INPUT_ERRORS)
+        fail(str(error), exitcodes.INPUT_ERRORS)
 
     if report.problems:
         for problem in report.problems:
             echo(f"bad record: {problem}", err=True)
         if on_bad_record == "fail":
-            _fail(
+            fail(
                 f"{len(report.problems)} bad input record(s); no report"
                 " (--on-bad-record skip compares without them)",
                 exitcodes.INPUT_ERRORS,
