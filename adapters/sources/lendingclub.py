@@ -28,7 +28,6 @@ cannot map with the file name and line.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import logging
@@ -36,14 +35,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from adapters.sources.config import (
-    SourceConfig,
-    SourceConfigError,
-    did_you_mean,
-    read_failures,
-)
-from adapters.sources.csvsource import fingerprint, open_text
-from adapters.sources.mapped import MappedFields
+from adapters.sources.config import SourceConfig
+from adapters.sources.mapped import MappedFields, MappedFile
 from dsl.model import InputSchema
 from dsl.types import BOOL, DATE, DECIMAL, INT, MONEY, STRING, Type
 from engine.records import CustomerRecords, RecordProblem
@@ -570,23 +563,20 @@ class LendingClubSource:
     def __init__(
         self, config: SourceConfig, inputs: InputSchema, *, on_error: str = "fail"
     ) -> None:
-        assert config.file is not None  # required by the configuration
         self._mapped = MappedFields(
             inputs, PROVIDED, mapping="Lending Club", origin=config.origin
         )
         self.on_error = on_error
         self.problems: list[RecordProblem] = []
         self._tally: _Tally | None = None
-        self._path = config.file
-        self._name = config.file.name
         self._limit = config.limit
-        if not self._path.is_file():
-            raise SourceConfigError(f"{config.origin}: file: no such file {self._path}")
-        file_hash = fingerprint(self._path, "utf-8")
-        self._header = self._read_header()
-        digest = hashlib.sha256(f"{MAPPING_VERSION}\n{file_hash}\n".encode())
-        digest.update(config.text)
-        self._digest = "sha256:" + digest.hexdigest()
+        self._file = MappedFile(
+            config,
+            COLUMNS,
+            what="the Lending Club loans file",
+            mapping_version=MAPPING_VERSION,
+        )
+        self._name = self._file.name
 
     @property
     def notes(self) -> list[str]:
@@ -595,38 +585,16 @@ class LendingClubSource:
         return [] if self._tally is None else self._tally.notes()
 
     def digest(self) -> str:
-        return self._digest
-
-    def _read_header(self) -> list[str]:
-        with open_text(self._path, "utf-8") as text:
-            header = [cell.strip() for cell in next(csv.reader(text), [])]
-        missing = [column for column in COLUMNS if column not in header]
-        if missing:
-            raise SourceConfigError(
-                f"{self._name}: not the Lending Club loans file: no column"
-                f" {missing[0]!r}{did_you_mean(missing[0], header)}"
-            )
-        return header
+        return self._file.digest
 
     def _rows(self) -> Iterator[tuple[int, dict[str, str]] | RecordProblem]:
         """(line, cells by column) per row, or the problem with the row."""
-        with read_failures(self._name), open_text(self._path, "utf-8") as text:
-            reader = csv.reader(text)
-            next(reader, None)
-            line = reader.line_num
-            for cells in reader:
-                start, line = line + 1, reader.line_num
-                if not cells:
-                    continue
-                if len(cells) != len(self._header):
-                    yield RecordProblem(
-                        self._name,
-                        start,
-                        cells[0] or None,
-                        f"{len(cells)} cells, the header has {len(self._header)}",
-                    )
-                    continue
-                yield start, dict(zip(self._header, cells, strict=True))
+        for start, cells in self._file.rows():
+            problem = self._file.width_problem(start, cells, cells[0] or None)
+            if problem is not None:
+                yield problem
+                continue
+            yield start, dict(zip(self._file.header, cells, strict=True))
 
     def customers(self) -> Iterator[CustomerRecords]:
         self.problems = []

@@ -25,7 +25,6 @@ The file is one row per customer, so the source streams by construction.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import logging
@@ -36,14 +35,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
 
-from adapters.sources.config import (
-    SourceConfig,
-    SourceConfigError,
-    did_you_mean,
-    read_failures,
-)
-from adapters.sources.csvsource import fingerprint, open_text
-from adapters.sources.mapped import MappedFields
+from adapters.sources.config import SourceConfig
+from adapters.sources.mapped import MappedFields, MappedFile
 from dsl.model import InputSchema
 from dsl.types import BOOL, DATE, INT, MONEY, STRING, Type
 from engine.records import CustomerRecords, RecordProblem
@@ -167,23 +160,20 @@ class UciCreditCardSource:
     def __init__(
         self, config: SourceConfig, inputs: InputSchema, *, on_error: str = "fail"
     ) -> None:
-        assert config.file is not None  # required by the configuration
         self._mapped = MappedFields(
             inputs, PROVIDED, mapping="UCI", origin=config.origin
         )
         self.on_error = on_error
         self.problems: list[RecordProblem] = []
         self._counts: dict[str, int] = {}
-        self._path = config.file
-        self._name = config.file.name
         self._limit = config.limit
-        if not self._path.is_file():
-            raise SourceConfigError(f"{config.origin}: file: no such file {self._path}")
-        file_hash = fingerprint(self._path, "utf-8")
-        self._check_header()
-        digest = hashlib.sha256(f"{MAPPING_VERSION}\n{file_hash}\n".encode())
-        digest.update(config.text)
-        self._digest = "sha256:" + digest.hexdigest()
+        self._file = MappedFile(
+            config,
+            COLUMNS,
+            what="the UCI credit-card file",
+            mapping_version=MAPPING_VERSION,
+        )
+        self._name = self._file.name
 
     @property
     def notes(self) -> list[str]:
@@ -192,48 +182,27 @@ class UciCreditCardSource:
         return _notes(self._counts) if self._counts else []
 
     def digest(self) -> str:
-        return self._digest
-
-    def _check_header(self) -> None:
-        with open_text(self._path, "utf-8") as text:
-            header = [cell.strip() for cell in next(csv.reader(text), [])]
-        missing = [column for column in COLUMNS if column not in header]
-        if missing:
-            raise SourceConfigError(
-                f"{self._name}: not the UCI credit-card file: no column"
-                f" {missing[0]!r}{did_you_mean(missing[0], header)}"
-            )
-        self._header = header
+        return self._file.digest
 
     def _rows(self) -> Iterator[_Row | RecordProblem]:
-        with read_failures(self._name), open_text(self._path, "utf-8") as text:
-            reader = csv.reader(text)
-            next(reader, None)
-            line = reader.line_num
-            for cells in reader:
-                start, line = line + 1, reader.line_num
-                if not cells:
-                    continue
-                if len(cells) != len(self._header):
-                    yield RecordProblem(
-                        self._name,
-                        start,
-                        cells[0] if cells else None,
-                        f"{len(cells)} cells, the header has {len(self._header)}",
-                    )
-                    continue
-                raw = dict(zip(self._header, cells, strict=True))
-                values = {column: whole_number(raw[column]) for column in COLUMNS}
-                bad = [column for column, value in values.items() if value is None]
-                if bad:
-                    yield RecordProblem(
-                        self._name,
-                        start,
-                        raw["ID"],
-                        f"{bad[0]}: {raw[bad[0]]!r} is not a whole number",
-                    )
-                    continue
-                yield _Row(start, cast(dict[str, int], values))
+        for start, cells in self._file.rows():
+            problem = self._file.width_problem(start, cells, cells[0])
+            if problem is not None:
+                yield problem
+                continue
+
+            raw = dict(zip(self._file.header, cells, strict=True))
+            values = {column: whole_number(raw[column]) for column in COLUMNS}
+            bad = [column for column, value in values.items() if value is None]
+            if bad:
+                yield RecordProblem(
+                    self._name,
+                    start,
+                    raw["ID"],
+                    f"{bad[0]}: {raw[bad[0]]!r} is not a whole number",
+                )
+                continue
+            yield _Row(start, cast(dict[str, int], values))
 
     def customers(self) -> Iterator[CustomerRecords]:
         self.problems = []
