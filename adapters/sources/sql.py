@@ -33,7 +33,7 @@ from adapters.sources.config import (
     absent_note,
     map_columns,
 )
-from adapters.sources.grouping import GroupedSource, RawRow, RowStream
+from adapters.sources.grouping import EmptyStream, GroupedSource, RawRow, RowStream
 from dsl.model import InputSchema
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def open_sql(
     if "payments" not in streams:
         notes.append("no payments table or query: no payments are known")
     ordered: dict[str, RowStream] = {
-        collection: streams.get(collection) or _NoRows(collection)
+        collection: streams.get(collection) or EmptyStream(collection)
         for collection in COLLECTIONS
     }
     return GroupedSource(
@@ -167,22 +167,6 @@ class SqlRows:
                 f"{self.name}: reading failed: {_first_line(exc)}"
             ) from exc
         return int(counted or 0)
-
-
-class _NoRows:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def rows(self) -> Iterator[RawRow]:
-        return iter(())
-
-    def keys(
-        self, names: tuple[str, ...]
-    ) -> Iterator[tuple[int | None, Sequence[object] | None]]:
-        return iter(())
-
-    def size_hint(self) -> int:
-        return 0
 
 
 def _first_line(exc: BaseException) -> str:
