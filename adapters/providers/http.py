@@ -320,6 +320,19 @@ def field_at(payload: Any, path: str) -> Any:
     return value
 
 
+def answer_id(payload: Any, path: str, details: dict[str, Any]) -> str | None:
+    """The provider's id for the message, at a dotted path of its answer.
+
+    An answer without one (missing, or not a single value) still means the
+    message was accepted: the id is None and `details` carries a warning.
+    """
+    value = field_at(payload, path)
+    if value is None or isinstance(value, (dict, list)):
+        details["warning"] = f"accepted, but the answer had no {path!r}"
+        return None
+    return str(value)
+
+
 def accepted_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

@@ -31,10 +31,10 @@ from adapters.providers.http import (
     HttpResponse,
     ProviderError,
     accepted_now,
+    answer_id,
     basic_auth,
     client_from,
     e164,
-    field_at,
     json_body,
 )
 from adapters.providers.options import Options, check_placeholders
@@ -244,15 +244,11 @@ class JsonSms:
         )
 
         details = sms_segments(message.body)
-        message_id = field_at(response.json(), self._message_id_field)
-        if message_id is None or isinstance(message_id, (dict, list)):
-            details["warning"] = (
-                f"accepted, but the answer had no {self._message_id_field!r}"
-            )
-            message_id = None
         return SendResult(
             provider=self.name,
-            provider_message_id=None if message_id is None else str(message_id),
+            provider_message_id=answer_id(
+                response.json(), self._message_id_field, details
+            ),
             accepted_at=accepted_now(),
             details=details,
         )

@@ -28,6 +28,7 @@ from adapters.providers.base import OutboundMessage, PermanentFailure, SendResul
 from adapters.providers.http import (
     HttpClient,
     accepted_now,
+    answer_id,
     client_from,
     e164,
     field_at,
@@ -123,19 +124,13 @@ class VoiceTasks:
         )
 
         payload = response.json()
-        task_id = field_at(payload, self._task_id_field)
         details: dict[str, Any] = {}
         status = field_at(payload, "status")
         if isinstance(status, str):
             details["status"] = status
-        if task_id is None or isinstance(task_id, (dict, list)):
-            details["warning"] = (
-                f"accepted, but the answer had no {self._task_id_field!r}"
-            )
-            task_id = None
         return SendResult(
             provider=self.name,
-            provider_message_id=None if task_id is None else str(task_id),
+            provider_message_id=answer_id(payload, self._task_id_field, details),
             accepted_at=accepted_now(),
             details=details,
         )

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from adapters.providers.base import OutboundMessage, SendResult
-from adapters.providers.http import HttpClient, accepted_now, client_from, field_at
+from adapters.providers.http import HttpClient, accepted_now, answer_id, client_from
 from adapters.providers.options import Options
 from engine.plan import canonical_json
 
@@ -121,18 +121,13 @@ class SignedWebhook:
 
         response = self._client.call("POST", self._url, headers=headers, body=body)
 
-        message_id: Any = None
+        message_id: str | None = None
         details: dict[str, Any] = {"http_status": response.status}
         if self._message_id_field:
-            message_id = field_at(response.json(), self._message_id_field)
-            if message_id is None or isinstance(message_id, (dict, list)):
-                details["warning"] = (
-                    f"accepted, but the answer had no {self._message_id_field!r}"
-                )
-                message_id = None
+            message_id = answer_id(response.json(), self._message_id_field, details)
         return SendResult(
             provider=self.name,
-            provider_message_id=None if message_id is None else str(message_id),
+            provider_message_id=message_id,
             accepted_at=accepted_now(),
             details=details,
         )
