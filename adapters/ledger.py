@@ -293,6 +293,18 @@ class StepHolder:
 
 
 @dataclass(frozen=True)
+class SentMessage:
+    """A message the ledger holds as sent, sending or unknown."""
+
+    action_id: str
+    customer_id: str
+    invoice_ids: tuple[str, ...]
+    step: str | None
+    due_date: dt.date | None
+    as_of: dt.datetime  # the instant the run that sent it planned for
+
+
+@dataclass(frozen=True)
 class LockHolder:
     holder: str | None
     run_id: int | None
@@ -1076,20 +1088,26 @@ class Ledger:
 
     def sends(
         self, ruleset: str, customer_ids: Iterable[str], as_of_from: dt.datetime
-    ) -> list[tuple[str, str, dt.datetime]]:
-        """(action, customer, instant of the run that sent it) of every message of
-        `ruleset` to `customer_ids` that was sent, is sending or has an
-        unknown outcome, by runs that planned for `as_of_from` or later.
-        The frequency caps count these, whatever the step or channel."""
+    ) -> list[SentMessage]:
+        """Every message of `ruleset` to `customer_ids` that was sent, is
+        sending or has an unknown outcome, by runs that planned for
+        `as_of_from` or later. The frequency caps count these, whatever the
+        step or channel, and the runner keeps a second step from reminding
+        a customer of the same invoices on the same day."""
         actions = self.tables["actions"]
         runs = self.tables["runs"]
         customers = list(dict.fromkeys(customer_ids))
-        found: list[tuple[str, str, dt.datetime]] = []
+        found: list[SentMessage] = []
         with self._begin() as conn:
             for chunk in _chunks(customers):
                 query = (
                     sa.select(
-                        actions.c.action_id, actions.c.customer_id, runs.c.as_of_utc
+                        actions.c.action_id,
+                        actions.c.customer_id,
+                        actions.c.invoice_ids,
+                        actions.c.step,
+                        actions.c.due_date,
+                        runs.c.as_of_utc,
                     )
                     .join(runs, runs.c.id == actions.c.run_id)
                     .where(
@@ -1101,10 +1119,13 @@ class Ledger:
                     )
                 )
                 found.extend(
-                    (
-                        row.action_id,
-                        row.customer_id,
-                        row.as_of_utc.replace(tzinfo=dt.UTC),
+                    SentMessage(
+                        action_id=row.action_id,
+                        customer_id=row.customer_id,
+                        invoice_ids=tuple(row.invoice_ids.split(",")),
+                        step=row.step,
+                        due_date=row.due_date,
+                        as_of=row.as_of_utc.replace(tzinfo=dt.UTC),
                     )
                     for row in conn.execute(query)
                 )

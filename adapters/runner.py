@@ -26,8 +26,10 @@ One run goes through these steps:
    contains the current instant, hand it to its channel's provider with
    retries, and record every attempt and the outcome. The policy's
    frequency caps are checked once more against what the ledger says the
-   customer was sent (any step, any channel), so that a renamed step or
-   another change of action ids cannot send a reminder twice;
+   customer was sent (any step, any channel), and a customer gets at most
+   one message per invoice set and due date a day, whatever the caps: a
+   step renamed, or a segment changed, between two runs of one day cannot
+   remind the customer of the same invoices twice;
 6. close the run row with its counts and release the lock.
 
 Nothing here prints: the CLI renders the `RunReport`.
@@ -76,6 +78,7 @@ from adapters.ledger import (
     Ledger,
     LedgerError,
     LockHolder,
+    SentMessage,
     StepHolder,
     step_key,
 )
@@ -134,8 +137,26 @@ _NOT_CLAIMED = {
     SENDING: BEING_SENT,
 }
 
-# Customer -> action -> the day it was sent: what the caps count.
-_Sends = defaultdict[str, dict[str, dt.date]]
+
+@dataclass(frozen=True)
+class _Sent:
+    """A message sent to a customer: what the caps and the once-a-day rule
+    for an invoice set look at."""
+
+    day: dt.date  # the day, in the ruleset's zone, of the run that sent it
+    step: str | None
+    reminder: tuple[tuple[str, ...], dt.date | None]  # invoices, due date
+
+
+def _reminder(
+    invoice_ids: Iterable[str], due_date: dt.date | None
+) -> tuple[tuple[str, ...], dt.date | None]:
+    """What a message reminds the customer of: its invoices and due date."""
+    return tuple(sorted(invoice_ids)), due_date
+
+
+# Customer -> action -> that message.
+_Sends = defaultdict[str, dict[str, _Sent]]
 
 # Actions are recorded, and looked up in the ledger, this many at a time.
 _BATCH = 500
@@ -466,7 +487,7 @@ class Runner:
                     outcome = self._decide(action, states, holders, sends)
                     if outcome.outcome == OUT_SENT:
                         outcome.outcome = OUT_WOULD_SEND
-                        sends[action.customer_id][action.id] = self._today()
+                        sends[action.customer_id][action.id] = self._sent(action)
                     report.add(outcome)
 
     def _stops(self, report: RunReport) -> bool:
@@ -733,7 +754,7 @@ class Runner:
                 if outcome.outcome == OUT_SENT:
                     outcome = self._send(action, outcome, report)
                     if outcome.outcome in (OUT_SENT, OUT_UNKNOWN):
-                        sends[action.customer_id][action.id] = self._today()
+                        sends[action.customer_id][action.id] = self._sent(action)
                 elif outcome.reason == WINDOW_CLOSED or outcome.capped:
                     self._ledger().note(
                         [self._entry(action)],
@@ -765,27 +786,58 @@ class Runner:
     def _sends(self, actions: Sequence[Action]) -> _Sends:
         """Messages the ledger holds as sent (or sending, or unknown) to the
         customers of `actions` over the last seven days: customer -> action
-        -> day of the run that sent it. Empty without caps."""
+        -> that message."""
         sends: _Sends = defaultdict(dict)
-        if self.ledger is None or (self._per_day is None and self._per_week is None):
+        if self.ledger is None:
             return sends
         customers = {a.customer_id for a in actions if _is_send(a)}
         start = dt.datetime.combine(
             self._today() - dt.timedelta(days=6), dt.time(), self.zone
         )
-        for action_id, customer, as_of in self.ledger.sends(
-            self.ruleset, customers, start
-        ):
-            sends[customer][action_id] = as_of.astimezone(self.zone).date()
+        for sent in self.ledger.sends(self.ruleset, customers, start):
+            sends[sent.customer_id][sent.action_id] = self._from_ledger(sent)
         return sends
+
+    def _from_ledger(self, sent: SentMessage) -> _Sent:
+        return _Sent(
+            day=sent.as_of.astimezone(self.zone).date(),
+            step=sent.step,
+            reminder=_reminder(sent.invoice_ids, sent.due_date),
+        )
+
+    def _sent(self, action: Action) -> _Sent:
+        """`action` as a message this run sends today."""
+        return _Sent(
+            day=self._today(),
+            step=action.step,
+            reminder=_reminder(action.invoice_ids, action.due_date),
+        )
+
+    def _reminded_today(self, action: Action, sends: _Sends) -> str | None:
+        """Why `action` would repeat a message the customer got today: one
+        of another step for the same invoices and due date. Two steps of a
+        ladder never share a day, so this only happens after the policy or
+        the customer's segment changed between two runs of one day. The
+        same step on another channel is the step claim's business."""
+        today = self._today()
+        reminder = _reminder(action.invoice_ids, action.due_date)
+        for action_id, sent in sends.get(action.customer_id, {}).items():
+            if (
+                action_id != action.id
+                and sent.day == today
+                and sent.step != action.step
+                and sent.reminder == reminder
+            ):
+                return f"already reminded today of these invoices by step {sent.step}"
+        return None
 
     def _over_cap(self, action: Action, sends: _Sends) -> str | None:
         """Why the customer may get no more messages now, by the caps. The
         action's own earlier try (an unknown outcome sent again) is not
         counted."""
         sent = Counter(
-            day
-            for action_id, day in sends.get(action.customer_id, {}).items()
+            message.day
+            for action_id, message in sends.get(action.customer_id, {}).items()
             if action_id != action.id
         )
         today = self._today()
@@ -833,6 +885,9 @@ class Runner:
             outcome.outcome, outcome.reason = OUT_SKIPPED, WINDOW_CLOSED
         elif capped := self._over_cap(action, sends):
             outcome.outcome, outcome.reason = OUT_SKIPPED, capped
+            outcome.capped = True
+        elif repeated := self._reminded_today(action, sends):
+            outcome.outcome, outcome.reason = OUT_SKIPPED, repeated
             outcome.capped = True
         else:
             outcome.outcome = OUT_SENT

@@ -654,8 +654,9 @@ def summary_lines(report: RunReport) -> list[str]:
     )
     _section(
         lines,
-        "held back by the frequency caps: the ledger shows the customer's "
-        "messages already sent (a renamed step or a new channel is a new action)",
+        "held back by the frequency caps, or as a second reminder of the same "
+        "invoices today: the ledger shows the customer's messages already sent "
+        "(a renamed step or a new channel is a new action)",
         [
             f"{c.action_id} customer {c.customer_id} {c.channel}/{c.step}: {c.reason}"
             for c in report.capped

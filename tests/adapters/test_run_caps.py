@@ -54,9 +54,14 @@ def write_data(folder: Path) -> Path:
 
 
 def renamed_copy(folder: Path, old: str, new: str) -> Path:
+    """varejo with step `old` renamed `new`, and without `same_day_only`, so
+    that the runner's own catch-up check is what holds a late step back."""
     shutil.copytree(VAREJO, folder, ignore=shutil.ignore_patterns("tests"))
     policy = folder / "ruleset.yaml"
     text = policy.read_text(encoding="utf-8")
+    text = "".join(
+        line for line in text.splitlines(True) if "same_day_only:" not in line
+    )
     assert f"- step: {old}\n" in text
     policy.write_text(text.replace(f"- step: {old}\n", f"- step: {new}\n"))
     return folder
@@ -175,3 +180,79 @@ def test_an_unknown_outcome_sent_again_does_not_cap_itself(harness: Harness) -> 
     assert first.outcomes == {"unknown": 1}
     assert again.outcomes == {"sent": 1}
     assert other_step.skipped == {"capped: 1 already sent today (ledger)": 1}
+
+
+def uncapped_copy(folder: Path, renames: dict[str, str]) -> Path:
+    """varejo with a cap of five a day (so the caps never hold a message
+    back here), its `atraso` step one day after the due date, and `renames`
+    of steps applied."""
+    shutil.copytree(VAREJO, folder, ignore=shutil.ignore_patterns("tests"))
+    policy = folder / "ruleset.yaml"
+    text = policy.read_text(encoding="utf-8")
+    text = text.replace("  per_day: 1\n", "  per_day: 5\n")
+    text = text.replace("at: D+2 business", "at: D+1")
+    for old, new in renames.items():
+        text = text.replace(f"- step: {old}\n", f"- step: {new}\n")
+    policy.write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_a_renamed_step_is_not_sent_again_the_same_day_above_the_cap(
+    tmp_path: Path,
+) -> None:
+    data = write_data(tmp_path / "data")
+    state = tmp_path / "state"
+    policy = uncapped_copy(tmp_path / "policy", {})
+    renamed = uncapped_copy(tmp_path / "renamed", {"vencimento": "no_dia"})
+
+    first = run(policy, data, state, "2026-03-12T10:00")
+    second = run(renamed, data, state, "2026-03-12T11:00")
+
+    assert first["outcomes"] == {"sent": 1}
+    assert second["planned"] == {"send": 1}
+    reason = "already reminded today of these invoices by step vencimento"
+    assert second["outcomes"] == {"skipped": 1}
+    assert second["skipped"] == {reason: 1}
+    assert [(c["step"], c["reason"]) for c in second["capped_by_ledger"]] == [
+        ("no_dia", reason)
+    ]
+    assert second["exit_code"] == 0
+    assert len(read_outbox(state / "outbox.jsonl").messages) == 1
+    ledger = Ledger.open(f"sqlite:///{state / 'ledger.sqlite3'}", create=False)
+    assert ledger is not None
+    row = ledger.action(second["capped_by_ledger"][0]["action"])
+    ledger.close()
+    assert row is not None and (row["state"], row["reason"]) == (SKIPPED, reason)
+
+
+def test_the_next_step_still_goes_the_next_day(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    state = tmp_path / "state"
+    policy = uncapped_copy(tmp_path / "policy", {})
+
+    due_day = run(policy, data, state, "2026-03-12T10:00")
+    next_day = run(policy, data, state, "2026-03-13T10:00")
+
+    assert due_day["outcomes"] == {"sent": 1}
+    assert next_day["outcomes"]["sent"] == 1
+    assert next_day["capped_by_ledger"] == []
+    assert len(read_outbox(state / "outbox.jsonl").messages) == 2
+    assert "atraso" in json.dumps(next_day["by_channel_step"])
+
+
+def test_a_dry_run_says_the_renamed_step_would_repeat_today(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    state = tmp_path / "state"
+    run(uncapped_copy(tmp_path / "policy", {}), data, state, "2026-03-12T10:00")
+    renamed = uncapped_copy(tmp_path / "renamed", {"vencimento": "no_dia"})
+
+    result = CliRunner().invoke(
+        main,
+        ["run", str(renamed), "--data", str(data), "--state-dir", str(state)]
+        + ["--as-of", "2026-03-12T11:00", "--dry-run"],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "already reminded today of these invoices by step vencimento" in (
+        result.stdout
+    )
