@@ -133,6 +133,12 @@ def _int(node: YNode | None) -> int | None:
     return None
 
 
+def _flag(node: YNode | None) -> bool:
+    """A boolean key; absent (or not a boolean, which the schema reports)
+    is false."""
+    return isinstance(node, YScalar) and node.value is True
+
+
 def _number(node: YNode | None) -> Decimal | None:
     if not isinstance(node, YScalar) or isinstance(node.value, bool):
         return None
@@ -696,6 +702,7 @@ class ModelBuilder:
             escalate=text_of(body.get("escalate")),
             send_at=send_at,
             location=body.location,
+            same_day_only=_flag(body.get("same_day_only")),
         )
 
     def time(self, node: YNode | None) -> dt.time | None:

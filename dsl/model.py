@@ -184,6 +184,9 @@ class Step:
     escalate: str | None  # queue name; an escalation step sends no message
     send_at: dt.time | None  # earliest wall-clock time within the window
     location: Location
+    # Copy that names its day ("vence hoje"): never sent late or moved to a
+    # later day's window; dropped or missed instead.
+    same_day_only: bool = False
 
 
 @dataclass(frozen=True)

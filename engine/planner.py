@@ -13,6 +13,11 @@ Decisions that are this module's to make, and why:
   today is sent late with today's window ("late, catch-up"); one before that
   but not before `since` is listed as "missed" and never sent. `since`
   defaults to today minus the catch-up grace.
+- A step with `same_day_only` (copy that names its day: "vence hoje") goes
+  on its day or not at all: a later day lists it as "missed", and when its
+  day's windows are over it is "dropped", whatever `delivery` says. A
+  message moved to a later window is never labelled on time: its timing
+  reads "late, next window".
 - A customer that matches no segment gets no action; the explanation says
   so. A segment without a ladder gets no messages either.
 - Suppression covers every step of the invoice, escalations included, and
@@ -90,6 +95,10 @@ DATA_FAILURES: tuple[type[Exception], ...] = (ArithmeticError, ValueError)
 # (adapters.sources.parsing); the engine holds records from any source to
 # the same bound, so that every sum it makes keeps its cents.
 AMOUNT_LIMIT = Decimal(10) ** 15
+
+# The timing of an on-time message that the send window moved to a later day.
+NEXT_WINDOW = "late, next window"
+ONLY_ITS_DAY = "only valid on its day"
 
 
 @dataclass(frozen=True)
@@ -419,7 +428,7 @@ class _CustomerPlanner:
         )
         messages = []
         for step, day in in_range:
-            timing = self._timing(day)
+            timing = self._timing(step, day)
             if suppression is not None:
                 name = suppression.suppression.name
                 self._trace_step(invoice, step, day, f"suppressed by {name}")
@@ -471,10 +480,17 @@ class _CustomerPlanner:
         self.scope.offer = None
         return messages
 
-    def _timing(self, day: dt.date) -> str:
+    def _timing(self, step: CompiledStep, day: dt.date) -> str:
         if day == self.today:
             return ON_TIME
-        return CATCH_UP if day >= self.grace_start else MISSED
+        if day >= self.grace_start and not step.step.same_day_only:
+            return CATCH_UP
+        return MISSED
+
+    def _missed_reason(self, step: CompiledStep, day: dt.date) -> str:
+        if day >= self.grace_start:
+            return f"its day {day} has passed and the step is {ONLY_ITS_DAY}"
+        return f"its day {day} is before the catch-up grace (from {self.grace_start})"
 
     def _escalate(
         self, invoice: InvoiceState, step: CompiledStep, day: dt.date, timing: str
@@ -527,7 +543,7 @@ class _CustomerPlanner:
                 details=details,
                 why={
                     "segment": self._segment_why(),
-                    "step": self._step_why(step, day, self._timing(day)),
+                    "step": self._step_why(step, day, self._timing(step, day)),
                 },
             )
         )
@@ -590,10 +606,7 @@ class _CustomerPlanner:
             if message.timing == MISSED:
                 # Whether or not a channel was left, the step's day is gone.
                 message.decision = "missed"
-                message.reason = (
-                    f"its day {message.day} is before the catch-up grace "
-                    f"(from {self.grace_start})"
-                )
+                message.reason = self._missed_reason(message.step, message.day)
                 continue
             if message.decision != "send":
                 continue
@@ -611,7 +624,9 @@ class _CustomerPlanner:
                 f"{self.now:%H:%M}"
                 + (f" (not before {send_at:%H:%M})" if send_at else "")
             )
-            if outside == "next_window":
+            if message.step.step.same_day_only:
+                reason += f"; the step is {ONLY_ITS_DAY}"
+            elif outside == "next_window":
                 opening = windows.next_after_today(window, self.now, not_before=send_at)
                 if opening is not None:
                     message.opening = opening
@@ -658,9 +673,12 @@ class _CustomerPlanner:
     def _message_action(self, message: PendingMessage) -> Action:
         step, channel, invoice = message.step, message.channel, message.invoice
         group = [message, *message.group]
+        timing = message.timing
+        if message.moved and timing == ON_TIME:
+            timing = NEXT_WINDOW
         why: dict[str, Any] = {
             "segment": self._segment_why(),
-            "step": self._step_why(step, message.day, message.timing),
+            "step": self._step_why(step, message.day, timing),
         }
         if message.rejected:
             why["channels_rejected"] = message.rejected

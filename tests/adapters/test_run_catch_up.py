@@ -3,11 +3,16 @@
 `rulesets/varejo` over made-up data: a customer `pontual` (no D0 step) on
 the due date who is `ocasional` (with a D0 step) the day after, because the
 invoice is then one day late, must not be told "vence hoje" a day late.
+
+varejo marks that D0 step `same_day_only`, which keeps it from going late
+in the planner already; these tests are about the runner's own check, which
+serves every other step, so they run on a copy of varejo without the mark.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,17 @@ INVOICE_HEADER = (
 )
 
 
+def catch_up_varejo(folder: Path) -> Path:
+    """varejo whose steps may all go late within its catch-up grace."""
+    shutil.copytree(VAREJO, folder, ignore=shutil.ignore_patterns("tests"))
+    policy = folder / "ruleset.yaml"
+    lines = policy.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if "same_day_only:" not in line]
+    assert len(kept) < len(lines)
+    policy.write_text("".join(kept), encoding="utf-8")
+    return folder
+
+
 def write_data(folder: Path, *, late_before: bool) -> Path:
     """One customer, one open invoice due 2026-03-12 (a Thursday); with
     `late_before`, a bill paid five days late in January makes her
@@ -46,12 +62,14 @@ def write_data(folder: Path, *, late_before: bool) -> Path:
     return folder
 
 
-def run(data: Path, state: Path, when: str, *extra: str) -> dict[str, Any]:
+def run(
+    policy: Path, data: Path, state: Path, when: str, *extra: str
+) -> dict[str, Any]:
     result = CliRunner().invoke(
         main,
         [
             "run",
-            str(VAREJO),
+            str(policy),
             "--data",
             str(data),
             "--state-dir",
@@ -97,10 +115,11 @@ def sent_in(report: dict[str, Any]) -> dict[str, int]:
 def test_a_step_that_was_not_due_on_its_day_is_not_sent_late(tmp_path: Path) -> None:
     data = write_data(tmp_path / "data", late_before=False)
     state = tmp_path / "state"
+    policy = catch_up_varejo(tmp_path / "varejo")
 
-    on_the_day = run(data, state, "2026-03-12T10:00")
-    day_after = run(data, state, "2026-03-13T10:00")
-    dry = run(data, state, "2026-03-13T11:00", "--dry-run")
+    on_the_day = run(policy, data, state, "2026-03-12T10:00")
+    day_after = run(policy, data, state, "2026-03-13T10:00")
+    dry = run(policy, data, state, "2026-03-13T11:00", "--dry-run")
 
     assert [s["segment"] for s in on_the_day["segments"]] == ["pontual"]
     assert [s["segment"] for s in day_after["segments"]] == ["ocasional"]
@@ -127,11 +146,12 @@ def test_a_step_that_was_not_due_on_its_day_is_not_sent_late(tmp_path: Path) -> 
 def test_the_text_summary_lists_the_step_not_sent_late(tmp_path: Path) -> None:
     data = write_data(tmp_path / "data", late_before=False)
     state = tmp_path / "state"
-    run(data, state, "2026-03-12T10:00")
+    policy = catch_up_varejo(tmp_path / "varejo")
+    run(policy, data, state, "2026-03-12T10:00")
 
     result = CliRunner().invoke(
         main,
-        ["run", str(VAREJO), "--data", str(data), "--state-dir", str(state)]
+        ["run", str(policy), "--data", str(data), "--state-dir", str(state)]
         + ["--as-of", "2026-03-13T10:00"],
     )
 
@@ -143,9 +163,10 @@ def test_the_text_summary_lists_the_step_not_sent_late(tmp_path: Path) -> None:
 def test_a_day_without_any_run_is_caught_up(tmp_path: Path) -> None:
     data = write_data(tmp_path / "data", late_before=True)
     state = tmp_path / "state"
+    policy = catch_up_varejo(tmp_path / "varejo")
 
-    run(data, state, "2026-03-11T10:00")
-    late = run(data, state, "2026-03-13T10:00")  # no run on the 12th
+    run(policy, data, state, "2026-03-11T10:00")
+    late = run(policy, data, state, "2026-03-13T10:00")  # no run on the 12th
 
     assert sent_in(late) == {"vencimento": 1}
     assert late["not_due_when_run"] == []
@@ -158,12 +179,33 @@ def test_a_step_planned_on_its_day_but_not_sent_is_caught_up(
 ) -> None:
     data = write_data(tmp_path / "data", late_before=True)
     state = tmp_path / "state"
+    policy = catch_up_varejo(tmp_path / "varejo")
 
-    first = run(data, state, early)  # the window is not open (or closed)
-    late = run(data, state, "2026-03-13T10:00")
+    first = run(policy, data, state, early)  # the window is not open (or closed)
+    late = run(policy, data, state, "2026-03-13T10:00")
 
     assert first["outcomes"].get("sent", 0) == 0
     assert first["outcomes"].get("waiting", 0) >= 1
     assert sent_in(late) == {"vencimento": 1}
     assert late["not_due_when_run"] == []
     assert sent_steps(state).count("vencimento") == 1
+
+
+def test_varejo_never_sends_vence_hoje_after_the_due_day(tmp_path: Path) -> None:
+    # The finding: a 21:00 run on the due day (after the 20:00 window) and
+    # the next morning's run; next_window and the catch-up would both have
+    # sent "vence hoje" for an invoice due the day before.
+    data = write_data(tmp_path / "data", late_before=True)
+    state = tmp_path / "state"
+
+    evening = run(VAREJO, data, state, "2026-03-12T21:00")
+    morning = run(VAREJO, data, state, "2026-03-13T09:00")
+
+    assert evening["planned"] == {"dropped": 1}
+    assert morning["planned"] == {"missed": 1}
+    assert morning["outcomes"].get("sent", 0) == 0
+    assert "vencimento" not in sent_steps(state)
+    assert not any(
+        "vence hoje" in json.dumps(m, ensure_ascii=False)
+        for m in read_outbox(state / "outbox.jsonl").messages
+    )

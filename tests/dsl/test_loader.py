@@ -77,6 +77,20 @@ def test_the_example_policy_loads_into_the_full_model() -> None:
     assert len(ruleset.digest) == 64
 
 
+def test_same_day_only_is_read_per_step(tmp_path: Path) -> None:
+    text = replaced(
+        "template: lembrete", "template: lembrete\n      same_day_only: true"
+    )
+    ruleset, diagnostics = check_text(tmp_path, text)
+    assert ruleset is not None, diagnostics
+    assert ruleset.ladders["todos"].steps[0].same_day_only is True
+    plain, _ = check_text(tmp_path, MINI)
+    assert plain is not None
+    assert plain.ladders["todos"].steps[0].same_day_only is False
+    varejo = load_ruleset(VAREJO).ladders["risco"].steps
+    assert [s.name for s in varejo if s.same_day_only] == ["vencimento"]
+
+
 def test_the_example_policy_is_clean() -> None:
     ruleset, diagnostics = check_ruleset(VAREJO)
     assert ruleset is not None
@@ -314,6 +328,13 @@ def test_a_missing_required_key_is_reported_at_its_mapping(tmp_path: Path) -> No
         ("max_segments: 2", "max_segments: 0x10", "0x10", "E109", "base 16 (16)"),
         ("max_segments: 2", "max_segments: 0o10", "0o10", "E109", "base 8 (8)"),
         ("channels: [sms, email]", "channels: []", "[]", "E115", "at least 1"),
+        (
+            "template: lembrete",
+            'template: lembrete\n      same_day_only: "yes"',
+            '"yes"',
+            "E112",
+            "true or false",
+        ),
     ],
 )
 def test_shape_errors_have_a_code_and_the_value_location(

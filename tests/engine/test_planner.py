@@ -262,6 +262,59 @@ def test_a_step_of_yesterday_is_caught_up_today(
     assert reminder.window_start == at("2024-11-19 08:00")
 
 
+def same_day_vencimento(regua: Ruleset) -> CompiledRuleset:
+    """The test policy with its due-day step (`vence hoje`) same_day_only."""
+    ladders = {
+        name: dataclasses.replace(
+            ladder,
+            steps=tuple(
+                dataclasses.replace(step, same_day_only=step.name == "vencimento")
+                for step in ladder.steps
+            ),
+        )
+        for name, ladder in regua.ladders.items()
+    }
+    return variant(regua, ladders=ladders)
+
+
+def test_a_same_day_step_after_its_window_is_dropped_not_moved(
+    regua: Ruleset, ana: dict[str, Any]
+) -> None:
+    # Due Thursday the 21st; the `cedo` window closes at 22:00, and the
+    # policy says next_window: "vence hoje" would go on Friday.
+    compiled = same_day_vencimento(regua)
+    invoices = [bill("i1", "2024-11-21", "100.00")]
+    evening = plan_for(compiled, ana, invoices, as_of=at("2024-11-21 22:30"))
+    due_today = only(evening, step="vencimento")
+    assert due_today.decision == "dropped"
+    assert due_today.message is None and due_today.window_start is None
+    assert "only valid on its day" in due_today.why["reason"]
+    assert "no time left today after 22:30" in due_today.why["reason"]
+
+    morning = plan_for(compiled, ana, invoices, as_of=at("2024-11-22 07:00"))
+    missed = only(morning, step="vencimento")
+    assert missed.decision == "missed" and missed.message is None
+    assert "only valid on its day" in missed.why["reason"]
+    assert missed.why["step"]["timing"] == "missed"
+    # The same step on its day, in its window, still goes.
+    on_day = plan_for(compiled, ana, invoices, as_of=at("2024-11-21 10:00"))
+    assert only(on_day, step="vencimento").decision == "send"
+
+
+def test_a_message_moved_to_a_later_day_is_not_on_time(
+    compiled: CompiledRuleset, ana: dict[str, Any]
+) -> None:
+    invoices = [bill("i1", "2024-11-21", "100.00")]
+    evening = plan_for(compiled, ana, invoices, as_of=at("2024-11-21 22:30"))
+    moved = only(evening, step="vencimento")
+    assert moved.decision == "send"
+    assert moved.window_start is not None
+    assert moved.window_start.date() > dt.date(2024, 11, 21)
+    assert moved.why["step"]["timing"] == "late, next window"
+    in_window = plan_for(compiled, ana, invoices, as_of=at("2024-11-21 10:00"))
+    assert only(in_window, step="vencimento").why["step"]["timing"] == "on time"
+
+
 def test_steps_before_the_grace_are_listed_as_missed(
     compiled: CompiledRuleset, ana: dict[str, Any]
 ) -> None:
