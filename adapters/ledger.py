@@ -377,26 +377,43 @@ class Ledger:
     def __init__(self, engine: Engine, *, prefix: str = "ruleset_") -> None:
         self.engine = engine
         self.prefix = prefix
+        # The SQLite file this ledger's opening created (None: it existed,
+        # or the ledger is not a SQLite file).
+        self.created_file: Path | None = None
         self.metadata, self.tables = _tables(prefix)
 
     @classmethod
     def open(
-        cls, url: str, *, prefix: str = "ruleset_", create: bool = True
+        cls,
+        url: str,
+        *,
+        prefix: str = "ruleset_",
+        create: bool = True,
+        make_folder: bool = True,
     ) -> Ledger | None:
         """Connect to the ledger at `url` and make sure its tables exist.
 
         With `create=False` nothing is created: a missing SQLite file or a
         database without the tables gives None (an empty ledger), which is
-        what `--dry-run` needs to read a ledger without writing one.
+        what `--dry-run` needs to read a ledger without writing one. With
+        `make_folder=False` a SQLite file's folder must exist: a ledger
+        path someone typed is never a new, empty ledger in a new folder.
         """
         try:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError as exc:
             raise LedgerError(f"not a database URL: {url!r}") from exc
         file = sqlite_path(url)
+        is_new = file is not None and not file.exists()
         if file is not None:
             if not create and not file.exists():
                 return None
+            if not make_folder and not file.parent.is_dir():
+                raise LedgerError(
+                    f"the ledger's folder {file.parent} does not exist (ledger "
+                    f"{file}): check the path; only the state folder is "
+                    "created on demand"
+                )
             if create:
                 try:
                     file.parent.mkdir(parents=True, exist_ok=True)
@@ -420,6 +437,8 @@ class Ledger:
         except BaseException:
             engine.dispose()
             raise
+        if is_new and create:
+            ledger.created_file = file
         return ledger
 
     def close(self) -> None:

@@ -225,8 +225,13 @@ def run(
             on_error=config.on_bad_record,
             base_dir=Path.cwd(),
         )
+        # Only the state folder is made on demand: a ledger path given
+        # (flag or config) with a typo in its folder must not start afresh.
         store = Ledger.open(
-            config.ledger, prefix=config.ledger_prefix, create=not dry_run
+            config.ledger,
+            prefix=config.ledger_prefix,
+            create=not dry_run,
+            make_folder=config.ledger_url is None,
         )
     except SourceConfigError as error:
         _close(routes.values())
@@ -257,6 +262,9 @@ def run(
     note = outbox_note(config, ruleset)
     if note is not None and report.status != STATUS_LOCKED:
         report.notes.insert(0, note)
+    if store is not None and store.created_file is not None:
+        # A fresh ledger knows of nothing sent: the operator should notice.
+        report.notes.insert(0, f"new ledger created at {store.created_file}")
     if report.segments:  # the tally counted this run's planning
         report.outcome = tally
     if output_format == "json":
