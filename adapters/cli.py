@@ -10,6 +10,8 @@ import importlib
 
 import click
 
+from adapters.stdoutguard import guard_stdout
+
 # command name -> (module under adapters.commands, attribute)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validating", "validate"),
@@ -44,3 +46,5 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="ruleset")
 def main() -> None:
     """Preventive collection policies as code: validate, test, plan, run."""
+    # A reader that closes the pipe early (| head) never changes the exit code.
+    guard_stdout()
