@@ -492,6 +492,8 @@ class Runner:
 
     def _stops(self, report: RunReport) -> bool:
         """Bad input records stop the run before anything is recorded."""
+        if any(problem.owner_unknown for problem in report.input_problems):
+            return True  # whose record it is cannot be told: `skip` cannot hold
         return bool(report.input_problems) and self.settings.on_bad_record == "fail"
 
     def _ledger(self) -> Ledger:

@@ -66,6 +66,9 @@ class RecordProblem:
     row: int | None  # 1-based row or line number within the source
     record_id: str | None
     message: str
+    # No id of the row can be read, so no customer can be held for it: any
+    # of them might be the one it belongs to.
+    owner_unknown: bool = False
 
     def __str__(self) -> str:
         where = self.source if self.row is None else f"{self.source}:{self.row}"

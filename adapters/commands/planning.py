@@ -128,6 +128,12 @@ def _report_problems(source: RecordSource, on_bad_record: str) -> None:
     for problem in source.problems:
         echo(f"bad record: {problem}", err=True)
     count = len(source.problems)
+    if any(problem.owner_unknown for problem in source.problems):
+        fail(
+            f"{count} bad input record(s), some of which cannot be told whose"
+            " they are; no plan written",
+            exitcodes.INPUT_ERRORS,
+        )
     if on_bad_record == "fail":
         fail(
             f"{count} bad input record(s); no plan written "

@@ -132,9 +132,16 @@ class CsvTable:
 
     def rows(self) -> Iterator[RawRow]:
         positions = self._positions.items()
-        for start, cells in self._cells():
-            if isinstance(cells, str):
-                yield RawRow(self.name, start, {}, cells)
+        for start, cells, error in self._cells():
+            if error is not None:
+                # What can still be read at its header position: the ids
+                # that tell whose record this is, so that it holds its owner.
+                partial: dict[str, object] = {
+                    name: cells[position]
+                    for name, position in positions
+                    if position < len(cells)
+                }
+                yield RawRow(self.name, start, partial, error)
                 continue
             values: dict[str, object] = {
                 name: cells[position] for name, position in positions
@@ -159,15 +166,29 @@ class CsvTable:
             pick = itemgetter(*(self._positions[name] for name in names))
         else:
             pick = itemgetter(slice(0, 0))
-        for start, cells in self._cells():
-            yield start, None if isinstance(cells, str) else pick(cells)
+        for start, cells, error in self._cells():
+            if error is None:
+                yield start, pick(cells)
+            elif cells:
+                # A row of the wrong width: its ids where the header puts
+                # them, as `rows` reads them.
+                yield (
+                    start,
+                    [
+                        cells[p] if p is not None and p < len(cells) else None
+                        for p in positions
+                    ],
+                )
+            else:
+                yield start, None
 
     def size_hint(self) -> int:
         """At least the number of rows: the lines of the file."""
         return self._lines
 
-    def _cells(self) -> Iterator[tuple[int, list[str] | str]]:
-        """(line, cells) of each row, or (line, why it cannot be read).
+    def _cells(self) -> Iterator[tuple[int, list[str], str | None]]:
+        """(line, cells, None) of each row, or (line, the cells read, why
+        the row cannot be read): no cells when nothing could be read.
 
         The line is where the row starts (a quoted cell may span lines).
         """
@@ -184,7 +205,11 @@ class CsvTable:
                 except (csv.Error, UnicodeDecodeError) as exc:
                     # A decoding error here means the file changed after it
                     # was checked; either way nothing after it can be trusted.
-                    yield start, f"unreadable ({exc}); the rest of the file is not read"
+                    yield (
+                        start,
+                        [],
+                        f"unreadable ({exc}); the rest of the file is not read",
+                    )
                     return
                 if cells is None:
                     return
@@ -192,6 +217,7 @@ class CsvTable:
                 if start == 1 or not cells:
                     continue  # the header (checked on opening), a blank line
                 if len(cells) != self._width:
-                    yield start, f"{len(cells)} cells, the header has {self._width}"
+                    why = f"{len(cells)} cells, the header has {self._width}"
+                    yield start, cells, why
                     continue
-                yield start, cells
+                yield start, cells, None

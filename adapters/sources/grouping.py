@@ -154,13 +154,27 @@ class GroupedSource:
 
     def _key(self, collection: str, name: str, row: RawRow) -> str | None:
         """The row's key field as text, or None when it cannot be read
-        (`_parse` reports why)."""
-        if row.error is not None:
-            return None
+        (`_parse` reports why). A malformed row keeps what can still be
+        read of its ids (adapters/sources/csvsource.py)."""
         return self._keys.key(collection, name, row.values.get(name))
 
-    def _report(self, row: RawRow, record_id: str | None, message: str) -> None:
-        self.problems.append(RecordProblem(row.source, row.row, record_id, message))
+    def _report(
+        self,
+        row: RawRow,
+        record_id: str | None,
+        message: str,
+        *,
+        owner_unknown: bool = False,
+    ) -> None:
+        self.problems.append(
+            RecordProblem(row.source, row.row, record_id, message, owner_unknown)
+        )
+
+    def _orphan(self, collection: str, row: RawRow) -> None:
+        """Report an invoice or payment row whose ids cannot be read: it may
+        be anyone's, so no customer is held for it and a `skip` run stops
+        as a `fail` run does."""
+        self._parse(collection, row, owner_unknown=True)
 
     # -- the records pass --------------------------------------------------
 
@@ -180,8 +194,11 @@ class GroupedSource:
         for customer_id, row in self._customer_rows(is_repeat):
             own_invoices: list[RawRow] = []
             invoice_ids: set[str] = set()
+            holding: list[RecordProblem] = []
             taken = self._take(invoices, index.unknown_customers, (customer_id,))
             for invoice_row, invoice_id in taken:
+                if repeats:
+                    holding.extend(index.duplicates.get(("invoices", invoice_id), ()))
                 if not (repeats and is_repeat("invoices", invoice_id)):
                     own_invoices.append(invoice_row)
                     invoice_ids.add(invoice_id)
@@ -191,7 +208,7 @@ class GroupedSource:
                     payments, index.unknown_invoices, invoice_ids
                 )
             ]
-            yield from self._assemble(row, own_invoices, own_payments)
+            yield from self._assemble(row, own_invoices, own_payments, holding)
 
         # Rows left over belong to no customer: reading them completes the
         # reports. None are left once the index found the input grouped,
@@ -218,7 +235,7 @@ class GroupedSource:
         while (item := stream.head) is not None:
             row, key, parent = item
             if key is None or parent is None:
-                self._parse(stream.collection, row)  # reports what is unreadable
+                self._orphan(stream.collection, row)
             elif parent in owned:
                 taken.append((row, key))
             elif parent not in unknown:
@@ -233,14 +250,20 @@ class GroupedSource:
             "invoices": defaultdict(list),
             "payments": defaultdict(list),
         }
+        holding: dict[int, list[RecordProblem]] = defaultdict(list)
         for collection, buckets in held.items():
             for row, key, parent in self._keyed(collection):
                 if key is None or parent is None:
-                    self._parse(collection, row)  # reports what is unreadable
+                    self._orphan(collection, row)
                     continue
                 if collection == "invoices":
                     owner = index.customer_position.get(parent)
-                    if owner is None or is_repeat("invoices", key):
+                    if owner is None:
+                        continue
+                    repeated = index.duplicates.get(("invoices", key))
+                    if repeated:
+                        holding[owner].extend(repeated)
+                    if is_repeat("invoices", key):
                         continue
                 else:
                     owner = index.invoice_owner.get(parent)
@@ -256,6 +279,7 @@ class GroupedSource:
                 row,
                 held["invoices"].pop(position, []),
                 held["payments"].pop(position, []),
+                holding.pop(position, []),
             )
 
     def _repeats(self, index: Index) -> Callable[[str, str], bool]:
@@ -278,9 +302,6 @@ class GroupedSource:
         parent_field = "customer_id" if collection == "invoices" else None
         null_words, key_of = self._null_words, self._keys.key
         for row in self._streams[collection].rows():
-            if row.error is not None:
-                yield row, None, None
-                continue
             # `_key`, inlined for text: this runs once per row.
             key = row.values.get(id_field)
             if isinstance(key, str):
@@ -311,7 +332,9 @@ class GroupedSource:
                 continue
             yield key, row
 
-    def _parse(self, collection: str, row: RawRow) -> Record | None:
+    def _parse(
+        self, collection: str, row: RawRow, *, owner_unknown: bool = False
+    ) -> Record | None:
         """The typed record, or None after reporting each problem in it."""
         if row.error is None:
             record, errors = parse_fields(self._parsers[collection], row.values)
@@ -320,13 +343,23 @@ class GroupedSource:
         else:
             errors = [row.error]
         record_id = self._key(collection, _ID_FIELD[collection], row)
+        if owner_unknown:
+            errors = [
+                f"{message}; cannot tell whose record this is" for message in errors
+            ]
         for message in errors:
-            self._report(row, record_id, message)
+            self._report(row, record_id, message, owner_unknown=owner_unknown)
         return None
 
     def _assemble(
-        self, row: RawRow, invoice_rows: list[RawRow], payment_rows: list[RawRow]
+        self,
+        row: RawRow,
+        invoice_rows: list[RawRow],
+        payment_rows: list[RawRow],
+        holding: Sequence[RecordProblem] = (),
     ) -> Iterator[CustomerRecords]:
+        """The customer's records; `holding` are problems found elsewhere
+        (a repeated invoice id) that hold this customer too."""
         self.max_records_held = max(
             self.max_records_held, 1 + len(invoice_rows) + len(payment_rows)
         )
@@ -370,7 +403,7 @@ class GroupedSource:
             customer=customer,
             invoices=invoices,
             payments=payments,
-            problems=self.problems[first_problem:],
+            problems=[*dict.fromkeys(holding), *self.problems[first_problem:]],
         )
 
 

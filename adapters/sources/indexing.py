@@ -74,8 +74,9 @@ class Index:
     """What the index pass found."""
 
     grouped: bool = True
-    # (collection, id) of every id more than one row carries.
-    duplicates: set[tuple[str, str]] = field(default_factory=set)
+    # (collection, id) of every id more than one row carries, with the
+    # problems reported for its repeats: they hold the customers concerned.
+    duplicates: dict[tuple[str, str], list[RecordProblem]] = field(default_factory=dict)
     # Ids named by invoices (payments) that no customer (invoice) has.
     unknown_customers: set[str] = field(default_factory=set)
     unknown_invoices: set[str] = field(default_factory=set)
@@ -213,9 +214,11 @@ class _Reports:
     def duplicate(
         self, collection: str, source: str, row: int | None, key: str, first: int | None
     ) -> None:
-        self.index.duplicates.add((collection, key))
         where = f" (first at row {first})" if first is not None else ""
-        self.add(source, row, key, f"duplicate {collection[:-1]} id {key!r}{where}")
+        message = f"duplicate {collection[:-1]} id {key!r}{where}"
+        problem = RecordProblem(source, row, key, message)
+        self.index.problems.append(problem)
+        self.index.duplicates.setdefault((collection, key), []).append(problem)
 
 
 class _BoundedIndex:

@@ -380,15 +380,18 @@ def test_a_row_without_its_id_does_not_hold_up_the_merge(tmp_path: Path) -> None
             "invoices.csv",
             4,
             "id: is empty, but the field is declared string"
-            " (declare it string? to allow empty values)",
+            " (declare it string? to allow empty values);"
+            " cannot tell whose record this is",
         ),
         (
             "payments.csv",
             3,
             "invoice_id: is empty, but the field is declared string"
-            " (declare it string? to allow empty values)",
+            " (declare it string? to allow empty values);"
+            " cannot tell whose record this is",
         ),
     ]
+    assert all(p.owner_unknown for p in source.problems)
     assert not any("memory" in note for note in source.notes)
 
 
