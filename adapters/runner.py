@@ -75,6 +75,7 @@ from adapters.ledger import (
     SKIPPED,
     UNKNOWN,
     ActionEntry,
+    ActionState,
     Ledger,
     LedgerError,
     LockHolder,
@@ -353,6 +354,10 @@ class Runner:
         self._evaluated: frozenset[dt.date] = frozenset()
         # Late actions no run would have sent on their day -> that day.
         self._not_due: dict[str, dt.date] = {}
+        # Actions a run held back by the frequency caps on their day, with
+        # the reason recorded then: when their day has passed they are
+        # reported as capped, not as missed.
+        self._capped_before: dict[str, str] = {}
         self._per_day: int | None = None
         self._per_week: int | None = None
 
@@ -709,6 +714,9 @@ class Runner:
         for batch in _batches(_read(spool)):
             not_due = self._late_not_due(batch)
             self._not_due.update(not_due)
+            # Read before the missed are recorded over what their day's run
+            # wrote: a step capped then stays "capped".
+            self._remember_capped(ledger.states(a.id for a in batch if _is_missed(a)))
             planned: list[ActionEntry] = []
             skipped: list[ActionEntry] = []
             reasons: dict[str, str] = {}
@@ -720,6 +728,8 @@ class Runner:
                     continue
                 skipped.append(entry)
                 reasons[action.id] = action.decision
+                if action.id in self._capped_before and _is_missed(action):
+                    reasons[action.id] = self._capped_before[action.id]
                 if action.id in not_due:
                     reasons[action.id] = _not_due_reason(not_due[action.id])
                 if action.decision == "error":
@@ -779,11 +789,17 @@ class Runner:
             return {}, {}
         relevant = [a for a in actions if _is_send(a) or _is_missed(a)]
         found = self.ledger.states(a.id for a in relevant)
+        self._remember_capped(found)
         keys = [self._entry(a).step_key for a in relevant]
         holders = self.ledger.step_holders(
             (k for k in keys if k), resend_unknown=self.settings.resend_unknown
         )
         return {key: value.state for key, value in found.items()}, holders
+
+    def _remember_capped(self, found: Mapping[str, ActionState]) -> None:
+        for action_id, known in found.items():
+            if known.state == SKIPPED and (known.reason or "").startswith("capped"):
+                self._capped_before[action_id] = known.reason or "capped"
 
     def _sends(self, actions: Sequence[Action]) -> _Sends:
         """Messages the ledger holds as sent (or sending, or unknown) to the
@@ -865,7 +881,8 @@ class Runner:
         if _is_missed(action):
             # The last run's day is planned again (its later windows may
             # not have been reached); what it did send is not "missed".
-            return _missed(action, outcome, states, holders, key)
+            capped = self._capped_before.get(action.id)
+            return _missed(action, outcome, states, holders, key, capped)
         if not _is_send(action):
             return _not_a_send(action, outcome)
 
@@ -1086,15 +1103,20 @@ def _missed(
     states: Mapping[str, str],
     holders: Mapping[str, StepHolder],
     key: str | None,
+    capped: str | None = None,
 ) -> ActionOutcome:
     """A missed step, unless the ledger shows it was dealt with after all
-    (sent, tried, or sent on another channel)."""
+    (sent, tried, or sent on another channel) or held back by the caps on
+    its day (`capped`: the reason recorded then)."""
     state = states.get(action.id)
     holder = holders.get(key or "")
     if state in _NOT_CLAIMED:
         outcome.outcome, outcome.reason = OUT_SKIPPED, _NOT_CLAIMED[state]
     elif holder is not None and holder.action_id != action.id:
         _held_elsewhere(outcome, holder)
+    elif capped is not None:
+        outcome.outcome, outcome.reason = OUT_SKIPPED, capped
+        outcome.capped = True
     else:
         outcome.outcome = OUT_MISSED
         outcome.reason = str(action.why.get("reason") or "missed")
