@@ -354,10 +354,11 @@ class Runner:
         self._evaluated: frozenset[dt.date] = frozenset()
         # Late actions no run would have sent on their day -> that day.
         self._not_due: dict[str, dt.date] = {}
-        # Actions a run held back by the frequency caps on their day, with
-        # the reason recorded then: when their day has passed they are
-        # reported as capped, not as missed.
-        self._capped_before: dict[str, str] = {}
+        # Actions a run decided not to send on their day (capped by the
+        # frequency caps, unreachable, suppressed, dropped, held), with the
+        # reason recorded then: when their day has passed they are reported
+        # with that reason, not as missed.
+        self._decided_before: dict[str, str] = {}
         self._per_day: int | None = None
         self._per_week: int | None = None
 
@@ -716,7 +717,7 @@ class Runner:
             self._not_due.update(not_due)
             # Read before the missed are recorded over what their day's run
             # wrote: a step capped then stays "capped".
-            self._remember_capped(ledger.states(a.id for a in batch if _is_missed(a)))
+            self._remember_decided(ledger.states(a.id for a in batch if _is_missed(a)))
             planned: list[ActionEntry] = []
             skipped: list[ActionEntry] = []
             reasons: dict[str, str] = {}
@@ -728,8 +729,8 @@ class Runner:
                     continue
                 skipped.append(entry)
                 reasons[action.id] = action.decision
-                if action.id in self._capped_before and _is_missed(action):
-                    reasons[action.id] = self._capped_before[action.id]
+                if action.id in self._decided_before and _is_missed(action):
+                    reasons[action.id] = self._decided_before[action.id]
                 if action.id in not_due:
                     reasons[action.id] = _not_due_reason(not_due[action.id])
                 if action.decision == "error":
@@ -789,17 +790,20 @@ class Runner:
             return {}, {}
         relevant = [a for a in actions if _is_send(a) or _is_missed(a)]
         found = self.ledger.states(a.id for a in relevant)
-        self._remember_capped(found)
+        self._remember_decided(found)
         keys = [self._entry(a).step_key for a in relevant]
         holders = self.ledger.step_holders(
             (k for k in keys if k), resend_unknown=self.settings.resend_unknown
         )
         return {key: value.state for key, value in found.items()}, holders
 
-    def _remember_capped(self, found: Mapping[str, ActionState]) -> None:
+    def _remember_decided(self, found: Mapping[str, ActionState]) -> None:
         for action_id, known in found.items():
-            if known.state == SKIPPED and (known.reason or "").startswith("capped"):
-                self._capped_before[action_id] = known.reason or "capped"
+            reason = known.reason or ""
+            if known.state == SKIPPED and (
+                reason.startswith("capped") or reason in _DECIDED_ON_ITS_DAY
+            ):
+                self._decided_before[action_id] = reason
 
     def _sends(self, actions: Sequence[Action]) -> _Sends:
         """Messages the ledger holds as sent (or sending, or unknown) to the
@@ -881,8 +885,8 @@ class Runner:
         if _is_missed(action):
             # The last run's day is planned again (its later windows may
             # not have been reached); what it did send is not "missed".
-            capped = self._capped_before.get(action.id)
-            return _missed(action, outcome, states, holders, key, capped)
+            decided = self._decided_before.get(action.id)
+            return _missed(action, outcome, states, holders, key, decided)
         if not _is_send(action):
             return _not_a_send(action, outcome)
 
@@ -1093,6 +1097,14 @@ def _not_due_reason(day: dt.date) -> str:
     return f"not due when {day} was run; segment or data changed since"
 
 
+# Plan decisions a run records as skipped on a step's own day; a later run
+# that finds the day past the catch-up grace keeps them, it does not call
+# the step missed.
+_DECIDED_ON_ITS_DAY = frozenset(
+    {"unreachable", "suppressed", "dropped", "held", "combined"}
+)
+
+
 def _is_missed(action: Action) -> bool:
     return action.kind == "message" and action.decision == "missed"
 
@@ -1103,20 +1115,21 @@ def _missed(
     states: Mapping[str, str],
     holders: Mapping[str, StepHolder],
     key: str | None,
-    capped: str | None = None,
+    decided: str | None = None,
 ) -> ActionOutcome:
     """A missed step, unless the ledger shows it was dealt with after all
-    (sent, tried, or sent on another channel) or held back by the caps on
-    its day (`capped`: the reason recorded then)."""
+    (sent, tried, or sent on another channel) or a run decided on its day
+    not to send it (`decided`: the reason recorded then, e.g. capped or
+    unreachable)."""
     state = states.get(action.id)
     holder = holders.get(key or "")
     if state in _NOT_CLAIMED:
         outcome.outcome, outcome.reason = OUT_SKIPPED, _NOT_CLAIMED[state]
     elif holder is not None and holder.action_id != action.id:
         _held_elsewhere(outcome, holder)
-    elif capped is not None:
-        outcome.outcome, outcome.reason = OUT_SKIPPED, capped
-        outcome.capped = True
+    elif decided is not None:
+        outcome.outcome, outcome.reason = OUT_SKIPPED, decided
+        outcome.capped = decided.startswith("capped")
     else:
         outcome.outcome = OUT_MISSED
         outcome.reason = str(action.why.get("reason") or "missed")

@@ -81,3 +81,30 @@ def test_a_step_never_planned_on_its_day_is_still_missed(tmp_path: Path) -> None
 
     assert thursday["outcomes"] == {"missed": 2}
     assert len(thursday["missed"]) == 2
+
+
+def test_an_unreachable_reminder_is_not_reported_missed_later(tmp_path: Path) -> None:
+    """A customer no channel could reach on the reminder's day was decided
+    then: a later run keeps the reason, it does not call the step missed."""
+    data = write_data(tmp_path / "data")
+    customers = data / "customers.csv"
+    customers.write_text(
+        customers.read_text(encoding="utf-8").replace(
+            "+5511987650001,,5000.00,true", ",,5000.00,false"
+        ),
+        encoding="utf-8",
+    )
+    (data / "invoices.csv").write_text(
+        "id,customer_id,amount,due_date,status,settled_on,payment_link,pix_code\n"
+        "F1,C1,120.00,2026-03-12,open,,https://pay.ex/F1,\n",
+        encoding="utf-8",
+    )
+    state = tmp_path / "state"
+
+    monday = run(data, state, "2026-03-09T10:00")
+    thursday = run(data, state, "2026-03-12T10:00")
+
+    assert monday["planned"] == {"unreachable": 1}
+    assert thursday["planned"] == {"missed": 1}
+    assert thursday["missed"] == []
+    assert thursday["skipped"] == {"unreachable": 1}
