@@ -110,8 +110,9 @@ def format_text(report: DiffReport) -> str:
             "",
             f"!! {report.resends} reminder(s) GET A NEW ID AND STEP KEY for the same"
             " customer, invoices and due date.",
-            "!! The ledger will not recognise them: anything already sent would be"
-            " sent again.",
+            "!! The ledger will not recognise them by id or step key. The runner"
+            " still sends one message per customer, invoices and due date a day,"
+            " but what its ruleset name or due date changed is sent again.",
         ]
         lines += [f"!!   {line}" for line in _resend_lines(report)]
     else:
@@ -181,8 +182,9 @@ def format_markdown(report: DiffReport) -> str:
             "> [!CAUTION]",
             f"> **{report.resends} reminder(s) get a new id and step key** for the"
             " same customer, invoices and due date. The ledger will not"
-            " recognise them: anything already sent would be **sent a second"
-            " time**.",
+            " recognise them by id or step key. The runner still sends one"
+            " message per customer, invoices and due date a day, but what its"
+            " ruleset name or due date changed is **sent a second time**.",
             ">",
         ]
         lines += [f"> - {_cell(line)}" for line in _resend_lines(report)]
