@@ -109,10 +109,13 @@ def receipts(
         )
 
     try:
-        store = Ledger.open(config.ledger, prefix=config.ledger_prefix)
+        # Receipts belong to sends a run recorded: a ledger that does not
+        # exist yet is a mistyped path, not one to create.
+        store = Ledger.open(config.ledger, prefix=config.ledger_prefix, create=False)
     except LedgerError as error:
         fail(str(error), exitcodes.CONFIG_ERROR)
-    assert store is not None  # create=True always opens one
+    if store is None:
+        fail(f"no ledger at {config.ledger}", exitcodes.CONFIG_ERROR)
     try:
         server = ReceiptServer(
             parsers, store.record_delivery_status, host=host, port=port

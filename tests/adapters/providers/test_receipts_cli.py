@@ -122,7 +122,21 @@ def test_without_any_provider_that_sends_receipts_it_says_so(tmp_path: Path) -> 
     assert "no provider entry can verify delivery callbacks" in result.output
 
 
+def test_a_missing_ledger_is_not_created(tmp_path: Path, config: Path) -> None:
+    """Receipts belong to recorded sends: no ledger yet means a wrong path."""
+    result = CliRunner().invoke(
+        main, ["receipts", "--config", str(config)], env={"TWILIO_TOKEN": "t"}
+    )
+
+    assert result.exit_code == 4
+    assert "no ledger at" in result.output
+    assert not (tmp_path / "state" / "ledger.sqlite3").exists()
+
+
 def test_a_public_address_is_a_usage_error(tmp_path: Path, config: Path) -> None:
+    ledger = Ledger.open(sqlite_url(tmp_path / "state" / "ledger.sqlite3"))
+    assert ledger is not None
+    ledger.close()
     result = CliRunner().invoke(
         main,
         ["receipts", "--config", str(config), "--host", "0.0.0.0"],
