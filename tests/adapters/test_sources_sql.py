@@ -246,7 +246,7 @@ def test_unordered_queries_fall_back_to_memory(database: Database) -> None:
     source = open_source(config, SCHEMA)
     customers = {c.customer["id"]: c for c in source.customers()}
     assert sorted(i["id"] for i in customers["C1"].invoices) == ["F1", "F3"]
-    assert any("held in memory" in n for n in source.notes)  # type: ignore[attr-defined]
+    assert any("held in memory" in n for n in source.notes)
 
 
 def test_the_digest_is_of_the_rows_read(database: Database) -> None:

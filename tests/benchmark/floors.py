@@ -100,6 +100,7 @@ def plain_segment(scope: Scope) -> str:
         return "pontual"
     # The scorecard ran first, so the score is set, as the compiled rule
     # assumes too.
-    if history.max_days_late(SIX_MONTHS) >= 60 or scope.score < 40:  # type: ignore[operator]
+    score: int = scope.score  # type: ignore[assignment]
+    if history.max_days_late(SIX_MONTHS) >= 60 or score < 40:
         return "risco"
     return "ocasional"

@@ -147,7 +147,8 @@ def test_duration_literals(text: str, amount: int, unit: str) -> None:
 def test_list_literals() -> None:
     node = parse('["paid", "cancelled"]')
     assert isinstance(node, ListLit)
-    assert [item.value for item in node.items] == ["paid", "cancelled"]  # type: ignore[attr-defined]
+    values = [item.value for item in node.items]  # type: ignore[attr-defined]
+    assert values == ["paid", "cancelled"]
     empty = parse("[]")
     assert isinstance(empty, ListLit) and empty.items == []
     assert shape(parse("[1 + 2, customer.id]")) == "[(+ 1 2) customer.id]"
