@@ -22,7 +22,12 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    NoSuchModuleError,
+    NoSuchTableError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import NullPool
 
 from adapters.sources.config import (
@@ -31,6 +36,7 @@ from adapters.sources.config import (
     SourceConfigError,
     SourceReadError,
     absent_note,
+    did_you_mean,
     map_columns,
 )
 from adapters.sources.grouping import EmptyStream, GroupedSource, RawRow, RowStream
@@ -209,6 +215,15 @@ def _query_rows(
     return rows
 
 
+def _table_names(engine: Engine, schema: str | None) -> list[str]:
+    """The tables and views the database has, for a "did you mean" hint."""
+    try:
+        inspector = sqlalchemy.inspect(engine)
+        return [*inspector.get_table_names(schema), *inspector.get_view_names(schema)]
+    except SQLAlchemyError:
+        return []
+
+
 def _table_rows(
     config: SourceConfig,
     engine: Engine,
@@ -222,6 +237,12 @@ def _table_rows(
             str(column["name"])
             for column in sqlalchemy.inspect(engine).get_columns(table, schema or None)
         ]
+    except NoSuchTableError as exc:
+        raise SourceConfigError(
+            f"{config.origin}: tables.{collection}: no table {table_name!r} in"
+            f" database {_describe(engine.url)}"
+            + did_you_mean(table, _table_names(engine, schema or None))
+        ) from exc
     except SQLAlchemyError as exc:
         raise SourceConfigError(
             f"{config.origin}: tables.{collection}: {table_name!r}: {_first_line(exc)}"

@@ -309,6 +309,17 @@ def test_a_bad_query_is_a_config_error(database: Database) -> None:
         open_source(config, SCHEMA)
 
 
+def test_a_missing_table_is_named_with_a_hint(database: Database) -> None:
+    config = tables_config(database)
+    customers = database.table("customers")
+    config["tables"]["customers"] = customers.replace("customers", "custmers")
+    with pytest.raises(SourceConfigError) as raised:
+        open_source(config, SCHEMA)
+    message = str(raised.value)
+    assert "tables.customers: no table" in message
+    assert f"(did you mean {customers!r}?)" in message
+
+
 def test_text_columns_are_parsed_with_the_source_options(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'br.sqlite3'}"
     engine = sa.create_engine(url)
