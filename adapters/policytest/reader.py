@@ -19,7 +19,7 @@ from adapters.policytest.cases import (
 from adapters.sources.parsing import FieldParser, ParseOptions, ValueProblem
 from dsl.diagnostics import Diagnostic, Location, Severity
 from dsl.model import Field, Ruleset
-from dsl.yamlread import YMap, YNode, YScalar, YSeq
+from dsl.yamlread import TRAP_DATE, YMap, YNode, YScalar, YSeq
 from engine.calendar import local_datetime
 
 
@@ -135,6 +135,8 @@ class NodeReader:
         A bare date stands for DEFAULT_RUN_TIME on that day.
         """
         raw = node.text if isinstance(node, YScalar) else None
+        if self.unquoted_date(node, what):
+            return None
         if raw is not None:
             try:
                 if len(raw) == 10:
@@ -207,7 +209,26 @@ class NodeReader:
             record[name] = parsed
         return record if good else None
 
+    def unquoted_date(self, node: YNode, what: str) -> bool:
+        """Report a date written unquoted, as policies do (E108): YAML 1.1
+        tools read it as a date object, not the text the case means."""
+        if not (
+            isinstance(node, YScalar)
+            and node.style == "plain"
+            and node.trap == TRAP_DATE
+        ):
+            return False
+        self.error(
+            node.location,
+            BAD_VALUE,
+            f"{what}: unquoted date {node.text}: YAML 1.1 tools read it as a date"
+            f' object; write it quoted: "{node.text}"',
+        )
+        return True
+
     def value(self, node: YNode, declared: Field, kind: str) -> object:
+        if self.unquoted_date(node, f"{kind}.{declared.name}"):
+            return INVALID
         if not isinstance(node, YScalar):
             if isinstance(node, YSeq) and declared.type.name == "list":
                 raw: object = [

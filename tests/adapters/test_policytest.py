@@ -210,6 +210,28 @@ def test_yaml_11_booleans_are_not_booleans_here(varejo: Path) -> None:
     assert "customer.sms_opt_out 'no' is not a boolean" in diagnostic.message
 
 
+@pytest.mark.parametrize(
+    ("quoted", "unquoted"),
+    [
+        ("{id: f1}", "{id: f1, due_date: 2026-03-12}"),
+        ('as_of: "2026-03-09"', "as_of: 2026-03-09"),
+    ],
+    ids=["record-field", "as_of"],
+)
+def test_an_unquoted_date_is_an_error_as_in_policies(
+    varejo: Path, quoted: str, unquoted: str
+) -> None:
+    path = write_test(varejo, PASSING_CASE.replace(quoted, unquoted))
+
+    with pytest.raises(PolicyError) as raised:
+        load_test_file(path, load_ruleset(varejo))
+
+    [diagnostic] = raised.value.diagnostics
+    assert diagnostic.code == "T103"
+    assert "unquoted date 2026-03" in diagnostic.message
+    assert diagnostic.location.line == line_of(path, unquoted)
+
+
 def test_a_bare_date_is_the_first_instant_of_the_day_in_the_rulesets_zone(
     varejo: Path,
 ) -> None:
